@@ -25,6 +25,7 @@ from sglang_dflash.docker_entrypoint import ENV_VARS, FLAG_ALIASES, build_server
 ROOT = Path(__file__).resolve().parents[1]
 FLAGS_FILE = ROOT / "tests" / "data" / "sglang_0_5_17_flags.txt"
 DOC_FILES = [
+    ROOT / "README.md",
     ROOT / "docker" / "README.md",
     ROOT / "docker" / "compose.yaml",
     ROOT / "docs" / "deploy-readme-section.md",
