@@ -28,16 +28,23 @@ import time
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base-url", default="http://localhost:30000/v1",
-                    help="server address including /v1 (default: %(default)s)")
-    ap.add_argument("--api-key", default="EMPTY",
-                    help="sent as the bearer token; only checked if the server has --api-key")
+    ap.add_argument(
+        "--base-url",
+        default="http://localhost:30000/v1",
+        help="server address including /v1 (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--api-key",
+        default="EMPTY",
+        help="sent as the bearer token; only checked if the server has --api-key",
+    )
     ap.add_argument("--model", help="served model name (default: the first one /v1/models lists)")
     ap.add_argument("--prompt", default="Write a quicksort in Python.")
     ap.add_argument("--max-tokens", type=int, default=4096)
     ap.add_argument("--temperature", type=float, default=0.0)
-    ap.add_argument("--no-thinking", action="store_true",
-                    help="send enable_thinking=False to the chat template")
+    ap.add_argument(
+        "--no-thinking", action="store_true", help="send enable_thinking=False to the chat template"
+    )
     return ap.parse_args(argv)
 
 

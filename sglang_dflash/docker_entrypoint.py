@@ -110,7 +110,9 @@ def _bool_value(var: EnvVar, raw: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise EntrypointError(f"{var.name}: expected one of 1/0, true/false, yes/no, on/off; got {raw!r}")
+    raise EntrypointError(
+        f"{var.name}: expected one of 1/0, true/false, yes/no, on/off; got {raw!r}"
+    )
 
 
 def _split_args(name: str, raw: str) -> list[str]:
@@ -121,7 +123,7 @@ def _split_args(name: str, raw: str) -> list[str]:
 
 
 def _flag_name(arg: str) -> str:
-    """``--tp-size=2`` and ``--tensor-parallel-size`` -> ``--tp-size``; other arguments unchanged."""
+    """``--tp-size=2`` and ``--tensor-parallel-size`` -> ``--tp-size``; other arguments as is."""
     name = arg.split("=", 1)[0]
     return FLAG_ALIASES.get(name, name)
 

@@ -1,4 +1,4 @@
-"""Every server flag our docs, examples, compose file and container entrypoint use exists in SGLang 0.5.17.
+"""Every server flag in our docs, examples, compose file and entrypoint exists in SGLang 0.5.17.
 
 Flags are checked against ``tests/data/sglang_0_5_17_flags.txt`` always (generated from the 0.5.17
 wheel by ``tests/tools/dump_sglang_flags.py``), and against the installed SGLang's own parser
@@ -80,15 +80,15 @@ def server_flags_in_text(text: str) -> list[str]:
         tokens = _split(line)
         for i, tok in enumerate(tokens):
             if tok == "sglang.launch_server":
-                found += _flags(tokens[i + 1:])
+                found += _flags(tokens[i + 1 :])
             elif tok.startswith("DFLASH_EXTRA_ARGS="):
                 found += _flags(_split(tok.split("=", 1)[1]))
             elif tok == "DFLASH_EXTRA_ARGS:":  # YAML: value is the rest of the line
-                found += _flags(tokens[i + 1:])
+                found += _flags(tokens[i + 1 :])
         if "docker" in tokens and "run" in tokens:
             after = [j for j, tok in enumerate(tokens) if IMAGE.match(tok)]
             if after:
-                rest = tokens[after[0] + 1:]
+                rest = tokens[after[0] + 1 :]
                 if rest and rest[0].startswith("-"):  # flags for the server, not a command
                     found += _flags(rest)
     return found
@@ -96,15 +96,23 @@ def server_flags_in_text(text: str) -> list[str]:
 
 def doc_flags() -> dict[str, list[str]]:
     """{file relative to the repo: server flags used in it} for every existing doc file."""
-    return {str(p.relative_to(ROOT)): server_flags_in_text(p.read_text())
-            for p in DOC_FILES if p.is_file()}
+    return {
+        str(p.relative_to(ROOT)): server_flags_in_text(p.read_text())
+        for p in DOC_FILES
+        if p.is_file()
+    }
 
 
 def entrypoint_flags() -> set[str]:
-    env = {var.name: "2" if var.kind in ("int", "port") else "1" if var.kind == "bool" else "x"
-           for var in ENV_VARS if var.kind != "args"}
+    env = {
+        var.name: "2" if var.kind in ("int", "port") else "1" if var.kind == "bool" else "x"
+        for var in ENV_VARS
+        if var.kind != "args"
+    }
     argv = build_server_argv(env)
-    return {a for a in argv[3:] if a.startswith("--")} | set(FLAG_ALIASES) | set(FLAG_ALIASES.values())
+    return (
+        {a for a in argv[3:] if a.startswith("--")} | set(FLAG_ALIASES) | set(FLAG_ALIASES.values())
+    )
 
 
 def _unknown(used: set[str], known: set[str]) -> set[str]:
@@ -128,7 +136,11 @@ curl -sS -H "x: y" http://localhost:30000/health
     DFLASH_EXTRA_ARGS: --mem-fraction-static 0.75
 """
     assert server_flags_in_text(text) == [
-        "--model-path", "--tp-size", "--dtype", "--context-length", "--port",
+        "--model-path",
+        "--tp-size",
+        "--dtype",
+        "--context-length",
+        "--port",
         "--mem-fraction-static",
     ]
 
@@ -137,8 +149,12 @@ def test_flags_file_is_the_0_5_17_parser():
     flags = sglang_flags_from_file()
     assert "SGLang 0.5.17" in FLAGS_FILE.read_text().splitlines()[0]
     assert len(flags) > 300
-    assert {"--speculative-algorithm", "--speculative-draft-model-path",
-            "--speculative-num-draft-tokens", "--speculative-draft-attention-backend"} <= flags
+    assert {
+        "--speculative-algorithm",
+        "--speculative-draft-model-path",
+        "--speculative-num-draft-tokens",
+        "--speculative-draft-attention-backend",
+    } <= flags
 
 
 def test_docs_use_flags_at_all():
@@ -146,8 +162,12 @@ def test_docs_use_flags_at_all():
     found = doc_flags()
     assert "docker/README.md" in found and "docker/compose.yaml" in found
     every = {f for flags in found.values() for f in flags}
-    assert {"--speculative-algorithm", "--speculative-draft-model-path", "--mem-fraction-static",
-            "--speculative-draft-attention-backend"} <= every
+    assert {
+        "--speculative-algorithm",
+        "--speculative-draft-model-path",
+        "--mem-fraction-static",
+        "--speculative-draft-attention-backend",
+    } <= every
     assert found["docker/compose.yaml"], "compose DFLASH_EXTRA_ARGS not seen"
 
 
@@ -176,8 +196,9 @@ def test_entrypoint_flags_exist_in_sglang_0_5_17():
 def _installed_parser():
     if importlib.util.find_spec("sglang") is None:
         pytest.skip("SGLang is not installed")
-    tool = importlib.util.spec_from_file_location("dump_sglang_flags",
-                                                  ROOT / "tests" / "tools" / "dump_sglang_flags.py")
+    tool = importlib.util.spec_from_file_location(
+        "dump_sglang_flags", ROOT / "tests" / "tools" / "dump_sglang_flags.py"
+    )
     module = importlib.util.module_from_spec(tool)
     tool.loader.exec_module(module)
     try:

@@ -127,11 +127,13 @@ def test_readme_docker_run_examples_print_the_card_lines():
                 env[key] = value
         if "DFLASH_TARGET_MODEL" not in env:
             continue
-        shown = next(l for l in lines[i + 1:] if "sglang.launch_server" in l)
+        shown = next(s for s in lines[i + 1 :] if "sglang.launch_server" in s)
         pairs.append((env, shlex.split(shown)))
     assert len(pairs) == 2, "expected the Qwen3-8B and gemma-4-31B-it examples"
     for env, shown in pairs:
         built = build_server_argv(env)
-        assert built == shown, f"README shows\n  {shlex.join(shown)}\nbut the container runs\n  {shlex.join(built)}"
+        assert built == shown, (
+            f"README shows\n  {shlex.join(shown)}\nbut the container runs\n  {shlex.join(built)}"
+        )
         card = next(c for c in CARDS.values() if c["--model-path"] == env["DFLASH_TARGET_MODEL"])
         assert as_flags(built[3:]) == {**card, **CONTAINER_FLAGS}

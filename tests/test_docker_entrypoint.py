@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import json
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -42,19 +45,31 @@ class TestArgv:
     def test_minimal_env_gives_dflash_launch_with_defaults(self):
         argv = build_server_argv(BASE)
         assert argv == [
-            "python3", "-m", "sglang.launch_server",
-            "--model-path", TARGET,
-            "--speculative-algorithm", "DFLASH",
-            "--speculative-draft-model-path", DRAFT,
-            "--host", "0.0.0.0",
-            "--port", "30000",
+            "python3",
+            "-m",
+            "sglang.launch_server",
+            "--model-path",
+            TARGET,
+            "--speculative-algorithm",
+            "DFLASH",
+            "--speculative-draft-model-path",
+            DRAFT,
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "30000",
         ]
 
     def test_gemma_model_card_line(self):
         """The z-lab gemma-4-31B-it-DFlash card's SGLang launch, built from variables."""
-        env = dict(BASE, DFLASH_BLOCK_SIZE="16", DFLASH_TP_SIZE="1",
-                   DFLASH_ATTENTION_BACKEND="triton", DFLASH_DRAFT_ATTENTION_BACKEND="fa4",
-                   DFLASH_TRUST_REMOTE_CODE="1")
+        env = dict(
+            BASE,
+            DFLASH_BLOCK_SIZE="16",
+            DFLASH_TP_SIZE="1",
+            DFLASH_ATTENTION_BACKEND="triton",
+            DFLASH_DRAFT_ATTENTION_BACKEND="fa4",
+            DFLASH_TRUST_REMOTE_CODE="1",
+        )
         flags = _flags(build_server_argv(env))
         assert flags == {
             "--model-path": TARGET,
@@ -70,11 +85,18 @@ class TestArgv:
         }
 
     def test_every_variable_reaches_its_flag(self):
-        env = dict(BASE, DFLASH_BLOCK_SIZE="8", DFLASH_TP_SIZE="2",
-                   DFLASH_ATTENTION_BACKEND="fa3", DFLASH_PREFILL_ATTENTION_BACKEND="flashinfer",
-                   DFLASH_DECODE_ATTENTION_BACKEND="triton",
-                   DFLASH_DRAFT_ATTENTION_BACKEND="flashinfer", DFLASH_TRUST_REMOTE_CODE="yes",
-                   DFLASH_HOST="127.0.0.1", DFLASH_PORT="8000")
+        env = dict(
+            BASE,
+            DFLASH_BLOCK_SIZE="8",
+            DFLASH_TP_SIZE="2",
+            DFLASH_ATTENTION_BACKEND="fa3",
+            DFLASH_PREFILL_ATTENTION_BACKEND="flashinfer",
+            DFLASH_DECODE_ATTENTION_BACKEND="triton",
+            DFLASH_DRAFT_ATTENTION_BACKEND="flashinfer",
+            DFLASH_TRUST_REMOTE_CODE="yes",
+            DFLASH_HOST="127.0.0.1",
+            DFLASH_PORT="8000",
+        )
         flags = _flags(build_server_argv(env))
         for var in ENV_VARS:
             if var.flag is not None:
@@ -84,32 +106,51 @@ class TestArgv:
         assert flags["--host"] == "127.0.0.1" and flags["--port"] == "8000"
 
     def test_values_are_stripped_and_ints_normalised(self):
-        env = dict(BASE, DFLASH_TARGET_MODEL=f"  {TARGET}\n", DFLASH_BLOCK_SIZE=" 016 ",
-                   DFLASH_PORT="30001 ")
+        env = dict(
+            BASE,
+            DFLASH_TARGET_MODEL=f"  {TARGET}\n",
+            DFLASH_BLOCK_SIZE=" 016 ",
+            DFLASH_PORT="30001 ",
+        )
         flags = _flags(build_server_argv(env))
         assert flags["--model-path"] == TARGET
         assert flags["--speculative-num-draft-tokens"] == "16"
         assert flags["--port"] == "30001"
 
     def test_empty_optional_variables_are_ignored(self):
-        env = dict(BASE, DFLASH_BLOCK_SIZE="", DFLASH_ATTENTION_BACKEND="  ", DFLASH_EXTRA_ARGS="",
-                   DFLASH_PORT="", DFLASH_TRUST_REMOTE_CODE="")
+        env = dict(
+            BASE,
+            DFLASH_BLOCK_SIZE="",
+            DFLASH_ATTENTION_BACKEND="  ",
+            DFLASH_EXTRA_ARGS="",
+            DFLASH_PORT="",
+            DFLASH_TRUST_REMOTE_CODE="",
+        )
         assert build_server_argv(env) == build_server_argv(BASE)
 
     @pytest.mark.parametrize("raw", ["0", "false", "No", "OFF"])
     def test_trust_remote_code_off(self, raw):
-        assert "--trust-remote-code" not in build_server_argv(dict(BASE, DFLASH_TRUST_REMOTE_CODE=raw))
+        assert "--trust-remote-code" not in build_server_argv(
+            dict(BASE, DFLASH_TRUST_REMOTE_CODE=raw)
+        )
 
     @pytest.mark.parametrize("raw", ["1", "true", "Yes", "ON"])
     def test_trust_remote_code_on(self, raw):
         assert "--trust-remote-code" in build_server_argv(dict(BASE, DFLASH_TRUST_REMOTE_CODE=raw))
 
     def test_extra_args_are_split_like_a_shell(self):
-        env = dict(BASE, DFLASH_EXTRA_ARGS="--mem-fraction-static 0.85 "
-                                            "--chat-template '/models/my template.jinja'")
+        env = dict(
+            BASE,
+            DFLASH_EXTRA_ARGS="--mem-fraction-static 0.85 "
+            "--chat-template '/models/my template.jinja'",
+        )
         argv = build_server_argv(env)
-        assert argv[-4:] == ["--mem-fraction-static", "0.85",
-                             "--chat-template", "/models/my template.jinja"]
+        assert argv[-4:] == [
+            "--mem-fraction-static",
+            "0.85",
+            "--chat-template",
+            "/models/my template.jinja",
+        ]
 
     def test_container_arguments_come_last(self):
         env = dict(BASE, DFLASH_EXTRA_ARGS="--mem-fraction-static 0.85")
@@ -125,7 +166,9 @@ class TestErrors:
     def test_missing_model_names_the_variable(self, missing):
         env = dict(BASE)
         del env[missing]
-        with pytest.raises(EntrypointError, match=f"missing required environment variable {missing}"):
+        with pytest.raises(
+            EntrypointError, match=f"missing required environment variable {missing}"
+        ):
             build_server_argv(env)
 
     def test_blank_model_counts_as_missing(self):
@@ -156,7 +199,9 @@ class TestErrors:
         assert str(info.value) == f"{name}: expected {expected}, got {raw!r}"
 
     def test_bad_bool_names_variable(self):
-        with pytest.raises(EntrypointError, match=r"DFLASH_TRUST_REMOTE_CODE: expected .*got 'maybe'"):
+        with pytest.raises(
+            EntrypointError, match=r"DFLASH_TRUST_REMOTE_CODE: expected .*got 'maybe'"
+        ):
             build_server_argv(dict(BASE, DFLASH_TRUST_REMOTE_CODE="maybe"))
 
     def test_unbalanced_quote_in_extra_args(self):
@@ -184,11 +229,14 @@ class TestErrors:
         assert argv[-2:] == ["--tensor-parallel-size", "2"]
 
     def test_alias_of_a_set_variable_is_refused(self):
-        with pytest.raises(EntrypointError, match="--tensor-parallel-size is already set by DFLASH_TP_SIZE"):
+        with pytest.raises(
+            EntrypointError, match="--tensor-parallel-size is already set by DFLASH_TP_SIZE"
+        ):
             build_server_argv(dict(BASE, DFLASH_TP_SIZE="2"), ["--tensor-parallel-size", "2"])
         with pytest.raises(EntrypointError, match="already set by DFLASH_BLOCK_SIZE"):
-            build_server_argv(dict(BASE, DFLASH_BLOCK_SIZE="16"),
-                              ["--speculative-dflash-block-size", "16"])
+            build_server_argv(
+                dict(BASE, DFLASH_BLOCK_SIZE="16"), ["--speculative-dflash-block-size", "16"]
+            )
 
     def test_aliases_point_at_managed_flags(self):
         managed = {var.flag for var in ENV_VARS if var.flag}
@@ -208,7 +256,7 @@ class TestMain:
         execv, execvp = Recorder(), Recorder()
         rc = main([], dict(BASE), execv=execv, execvp=execvp)
         assert rc == 0 and not execvp.calls
-        (path, argv), = execv.calls
+        ((path, argv),) = execv.calls
         assert path == sys.executable and argv[0] == sys.executable
         assert argv[1:3] == ["-m", "sglang.launch_server"]
         assert "--speculative-algorithm DFLASH" in capsys.readouterr().err
@@ -246,9 +294,14 @@ class TestMain:
 def test_module_runs_as_a_script_and_reports_errors():
     """`python -m sglang_dflash.docker_entrypoint` with no models: exit 2, message on stderr."""
     env = {"PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "sglang_dflash.docker_entrypoint"],
-                          env=env, capture_output=True, text=True, timeout=60,
-                          cwd=Path(__file__).resolve().parents[1])
+    proc = subprocess.run(
+        [sys.executable, "-m", "sglang_dflash.docker_entrypoint"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert proc.returncode == 2, proc.stderr
     assert "DFLASH_TARGET_MODEL" in proc.stderr
 
@@ -265,3 +318,36 @@ def test_entrypoint_uses_only_the_standard_library():
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             roots.add(node.module.split(".")[0])
     assert roots <= set(sys.stdlib_module_names) | {"__future__"}, roots
+
+
+def test_module_execs_launch_server_with_the_built_argv(tmp_path):
+    """End to end with a stand-in `sglang.launch_server` that prints the arguments it got."""
+    fake = tmp_path / "sglang"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    (fake / "launch_server.py").write_text(
+        "import json, os, sys\nprint(json.dumps({'argv': sys.argv[1:], 'pid': os.getpid()}))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = dict(
+        BASE,
+        PATH="/usr/bin:/bin",
+        PYTHONPATH=f"{tmp_path}{os.pathsep}{root}",
+        DFLASH_BLOCK_SIZE="16",
+        DFLASH_EXTRA_ARGS="--mem-fraction-static 0.8",
+        SGLANG_DFLASH_IMPL="builtin",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sglang_dflash.docker_entrypoint", "--max-running-requests", "4"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    got = json.loads(out)
+    expected = build_server_argv(env, ["--max-running-requests", "4"])
+    assert got["argv"] == expected[3:]
+    assert got["pid"] == proc.pid  # exec replaced the entrypoint; no wrapper process in between
+    assert shlex.join(expected[3:]) in err  # the command line is logged before the exec

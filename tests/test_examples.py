@@ -44,8 +44,12 @@ class FakeOpenAI(BaseHTTPRequestHandler):
         if self.path.rstrip("/") != "/v1/models":
             self.send_error(404)
             return
-        self._json({"object": "list",
-                    "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "test"}]})
+        self._json(
+            {
+                "object": "list",
+                "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "test"}],
+            }
+        )
 
     def do_POST(self):
         if self.path != "/v1/chat/completions":
@@ -55,18 +59,36 @@ class FakeOpenAI(BaseHTTPRequestHandler):
         self.requests.append(body)
         base = {"id": "c1", "created": 0, "model": body["model"]}
         if not body.get("stream"):
-            self._json(dict(base, object="chat.completion", choices=[{
-                "index": 0, "finish_reason": "stop",
-                "message": {"role": "assistant", "content": "".join(ANSWER)}}],
-                usage={"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}))
+            self._json(
+                dict(
+                    base,
+                    object="chat.completion",
+                    choices=[
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": "".join(ANSWER)},
+                        }
+                    ],
+                    usage={"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+                )
+            )
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         for i, piece in enumerate(ANSWER):
-            chunk = dict(base, object="chat.completion.chunk", choices=[{
-                "index": 0, "delta": {"content": piece},
-                "finish_reason": "stop" if i == len(ANSWER) - 1 else None}])
+            chunk = dict(
+                base,
+                object="chat.completion.chunk",
+                choices=[
+                    {
+                        "index": 0,
+                        "delta": {"content": piece},
+                        "finish_reason": "stop" if i == len(ANSWER) - 1 else None,
+                    }
+                ],
+            )
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
 
@@ -94,8 +116,9 @@ def test_python_example_help_needs_no_openai_package():
     assert "--base-url" in proc.stdout
 
 
-needs_openai = pytest.mark.skipif(importlib.util.find_spec("openai") is None,
-                                  reason="the openai package is not installed")
+needs_openai = pytest.mark.skipif(
+    importlib.util.find_spec("openai") is None, reason="the openai package is not installed"
+)
 
 
 @needs_openai
@@ -117,15 +140,25 @@ def test_python_example_whole_then_streamed(fake_server):
 @needs_openai
 def test_python_example_no_thinking(fake_server):
     base_url, requests = fake_server
-    proc = _run([sys.executable, str(PY_EXAMPLE), "--base-url", base_url, "--model", "other/name",
-                 "--no-thinking"])
+    proc = _run(
+        [
+            sys.executable,
+            str(PY_EXAMPLE),
+            "--base-url",
+            base_url,
+            "--model",
+            "other/name",
+            "--no-thinking",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr
     assert [b["chat_template_kwargs"] for b in requests] == [{"enable_thinking": False}] * 2
     assert {b["model"] for b in requests} == {"other/name"}
 
 
-needs_curl = pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None,
-                                reason="curl or bash missing")
+needs_curl = pytest.mark.skipif(
+    shutil.which("curl") is None or shutil.which("bash") is None, reason="curl or bash missing"
+)
 
 
 @needs_curl

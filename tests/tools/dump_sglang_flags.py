@@ -35,7 +35,7 @@ def parser_flags() -> list[str]:
 
 
 def alias_groups() -> list[list[str]]:
-    """Option strings that name one and the same argument, e.g. ``--tp-size``/``--tensor-parallel-size``."""
+    """Option strings that name one argument, e.g. ``--tp-size`` and ``--tensor-parallel-size``."""
     from sglang.srt.server_args import ServerArgs
 
     parser = argparse.ArgumentParser(add_help=True)
@@ -53,10 +53,15 @@ def render(version: str, flags: list[str]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sglang-root", type=Path, help="folder that holds an unzipped sglang/ package")
+    ap.add_argument(
+        "--sglang-root", type=Path, help="folder that holds an unzipped sglang/ package"
+    )
     ap.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
-    ap.add_argument("--expect-version", default=EXPECTED_VERSION,
-                    help="refuse to write when SGLang reports another version")
+    ap.add_argument(
+        "--expect-version",
+        default=EXPECTED_VERSION,
+        help="refuse to write when SGLang reports another version",
+    )
     args = ap.parse_args()
 
     if args.sglang_root is not None:
@@ -65,16 +70,19 @@ def main() -> int:
 
     version = getattr(sglang, "__version__", "unknown")
     if args.expect_version and version != args.expect_version:
-        print(f"SGLang at {Path(sglang.__file__).parent} is {version}, expected {args.expect_version}",
-              file=sys.stderr)
+        where = Path(sglang.__file__).parent
+        print(f"SGLang at {where} is {version}, expected {args.expect_version}", file=sys.stderr)
         return 1
     text = render(version, parser_flags())
     if args.output is None:
         sys.stdout.write(text)
     else:
         args.output.write_text(text)
-        print(f"wrote {text.count(chr(10)) - 2} flags of SGLang {version} "
-              f"({Path(sglang.__file__).parent}) to {args.output}", file=sys.stderr)
+        print(
+            f"wrote {text.count(chr(10)) - 2} flags of SGLang {version} "
+            f"({Path(sglang.__file__).parent}) to {args.output}",
+            file=sys.stderr,
+        )
     return 0
 
 
