@@ -277,3 +277,59 @@ def test_hadolint_finds_nothing():
         [exe, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The user-creation step, run under bash with the account tools replaced by stubs
+
+
+STUBS = r"""
+getent() {
+  case "$1" in
+    passwd) [ -n "$FAKE_USER" ] && { echo "$FAKE_USER:x:$2:$2::/h:/bin/sh"; return 0; } ;;
+    group) [ -n "$FAKE_GROUP" ] && { echo "$FAKE_GROUP:x:$2:"; return 0; } ;;
+  esac
+  return 2
+}
+for cmd in userdel groupadd useradd mkdir cp chown; do eval "$cmd() { echo $cmd \"\$@\"; }"; done
+"""
+
+
+def _user_step(dockerfile) -> str:
+    _, _, stages = dockerfile
+    return next(i.args for i in stages[1] if i.keyword == "RUN" and "useradd" in i.args)
+
+
+@pytest.mark.parametrize(
+    "fake_user, fake_group, expect_userdel, expect_groupadd",
+    [
+        ("", "", False, True),  # base has no uid 1000 (e.g. Ubuntu 22.04)
+        ("ubuntu", "ubuntu", True, False),  # Ubuntu 24.04's own uid-1000 user
+        ("ubuntu", "", True, True),  # its group went with it
+    ],
+)
+def test_user_step_handles_an_existing_uid(
+    dockerfile, fake_user, fake_group, expect_userdel, expect_groupadd
+):
+    if shutil.which("bash") is None:
+        pytest.skip("bash missing")
+    env = dict(
+        PATH=os.environ.get("PATH", "/usr/bin:/bin"),
+        DFLASH_UID="1000",
+        DFLASH_GID="1000",
+        FAKE_USER=fake_user,
+        FAKE_GROUP=fake_group,
+    )
+    proc = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", STUBS + _user_step(dockerfile)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    calls = proc.stdout.splitlines()
+    assert ("userdel ubuntu" in calls) == expect_userdel, calls
+    assert ("groupadd --gid 1000 dflash" in calls) == expect_groupadd, calls
+    assert any(c.startswith("useradd --uid 1000 --gid 1000 --home-dir /home/dflash") for c in calls)
+    assert calls[-1] == "chown -R 1000:1000 /home/dflash"
