@@ -28,7 +28,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["EntrypointError", "ENV_VARS", "build_server_argv", "main"]
+__all__ = ["ENV_VARS", "FLAG_ALIASES", "EntrypointError", "build_server_argv", "main", "redacted"]
 
 
 class EntrypointError(ValueError):
@@ -122,6 +122,27 @@ def _split_args(name: str, raw: str) -> list[str]:
         raise EntrypointError(f"{name}: cannot split {raw!r} into arguments ({exc})") from None
 
 
+# Server flags whose values must not reach the container log.
+SECRET_FLAGS = frozenset({"--api-key", "--admin-api-key", "--ssl-keyfile-password"})
+
+
+def redacted(argv: Sequence[str]) -> list[str]:
+    """``argv`` with the values of ``SECRET_FLAGS`` replaced by ``***`` (for logging)."""
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        name, eq, _ = arg.partition("=")
+        if hide_next:
+            out.append("***")
+            hide_next = False
+        elif name in SECRET_FLAGS and eq:
+            out.append(f"{name}=***")
+        else:
+            out.append(arg)
+            hide_next = arg in SECRET_FLAGS
+    return out
+
+
 def _flag_name(arg: str) -> str:
     """``--tp-size=2`` and ``--tensor-parallel-size`` -> ``--tp-size``; other arguments as is."""
     name = arg.split("=", 1)[0]
@@ -212,7 +233,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         print(f"sglang-dflash entrypoint: error: {exc}", file=sys.stderr)
         print("run the image with --help-env to list the variables", file=sys.stderr)
         return 2
-    print("sglang-dflash entrypoint: " + shlex.join(server_argv), file=sys.stderr, flush=True)
+    print("sglang-dflash entrypoint: " + shlex.join(redacted(server_argv)), file=sys.stderr,
+          flush=True)
     execv(server_argv[0], server_argv)
     return 0  # only reached when execv is replaced in tests
 

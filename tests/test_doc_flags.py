@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from sglang_dflash.docker_entrypoint import ENV_VARS, FLAG_ALIASES, build_server_argv
+from sglang_dflash.docker_entrypoint import ENV_VARS, FLAG_ALIASES, SECRET_FLAGS, build_server_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAGS_FILE = ROOT / "tests" / "data" / "sglang_0_5_17_flags.txt"
@@ -110,9 +110,8 @@ def entrypoint_flags() -> set[str]:
         if var.kind != "args"
     }
     argv = build_server_argv(env)
-    return (
-        {a for a in argv[3:] if a.startswith("--")} | set(FLAG_ALIASES) | set(FLAG_ALIASES.values())
-    )
+    built = {a for a in argv[3:] if a.startswith("--")}
+    return built | set(FLAG_ALIASES) | set(FLAG_ALIASES.values()) | SECRET_FLAGS
 
 
 def _unknown(used: set[str], known: set[str]) -> set[str]:

@@ -18,6 +18,7 @@ from sglang_dflash.docker_entrypoint import (
     EntrypointError,
     build_server_argv,
     main,
+    redacted,
 )
 
 TARGET = "google/gemma-4-31B-it"
@@ -351,3 +352,24 @@ def test_module_execs_launch_server_with_the_built_argv(tmp_path):
     assert got["argv"] == expected[3:]
     assert got["pid"] == proc.pid  # exec replaced the entrypoint; no wrapper process in between
     assert shlex.join(expected[3:]) in err  # the command line is logged before the exec
+
+
+def test_secrets_are_not_logged(capsys):
+    env = dict(BASE, DFLASH_EXTRA_ARGS="--api-key s3cret --admin-api-key=adm1n")
+    execv = Recorder()
+    main(
+        ["--ssl-keyfile-password", "pw0rd", "--api-key-file-is-not-a-flag"],
+        env,
+        execv=execv,
+        execvp=Recorder(),
+    )
+    err = capsys.readouterr().err
+    assert "s3cret" not in err and "adm1n" not in err and "pw0rd" not in err
+    assert "--api-key '***'" in err and "'--admin-api-key=***'" in err
+    # The server itself still gets the real values.
+    assert {"s3cret", "--admin-api-key=adm1n", "pw0rd"} <= set(execv.calls[0][1])
+
+
+def test_redacted_leaves_other_arguments_alone():
+    argv = ["--port", "30000", "--api-key", "k", "--host", "0.0.0.0"]
+    assert redacted(argv) == ["--port", "30000", "--api-key", "***", "--host", "0.0.0.0"]
