@@ -14,8 +14,8 @@ then:
     python examples/openai_chat.py --prompt "Explain speculative decoding in two sentences." \
         --no-thinking --max-tokens 256
 
-Speculative decoding changes speed, not output: with temperature 0 the text is what the target
-model alone would write. ``chat_template_kwargs`` reach the model's chat template; Qwen3 and
+Speculative decoding changes speed, not output: with temperature 0 each token kept is the one the
+target model picks itself (bf16 rounding aside). ``chat_template_kwargs`` reach the model's chat template; Qwen3 and
 Gemma 4 read ``enable_thinking`` there, as the z-lab model cards do.
 """
 
