@@ -1,0 +1,1 @@
+"""DFlash drafter trainer: `python -m sglang_dflash.train --help`."""
