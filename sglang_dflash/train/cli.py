@@ -32,9 +32,11 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     g.add_argument("--new-schedule", action="store_true", help="with --resume: train --steps more steps (or "
                    "--max-minutes) with a fresh warmup + cosine instead of finishing the saved schedule")
+    g.add_argument("--init-from", help="start from this exported drafter (same drafter options) instead of "
+                   "random weights, e.g. to continue on more data")
     g.add_argument("--max-len", type=int, default=1024, help="max tokens per training sequence")
     g = ap.add_argument_group("self-distillation (the target writes the responses)")
-    g.add_argument("--self-distill", action="store_true", help="regenerate every assistant reply with the target")
+    g.add_argument("--self-distill", action="store_true", help="have the target write the replies of records that have none")
     g.add_argument("--distill-max-new-tokens", type=int, default=256)
     g.add_argument("--distill-temperature", type=float, default=0.0, help="0 = greedy")
     g.add_argument("--distill-top-p", type=float, default=1.0)
@@ -178,14 +180,14 @@ def run(args) -> int:
     prompts = eval_prompts(eval_records, tok, args.eval_prompts) if tok.chat_template else []
 
     if args.self_distill:
-        todo = [rec for rec in records if kind(rec) != "text"]
+        todo = [rec for rec in records if kind(rec) == "prompt"]  # records with replies stay as they are
         cache = Path(args.distill_cache) if args.distill_cache else out / "distill.jsonl"
         td = time.time()
         done = distill(target, tok, todo, cache, max_new_tokens=args.distill_max_new_tokens,
                        temperature=args.distill_temperature, top_p=args.distill_top_p,
                        batch_size=args.distill_batch_size, seed=args.seed, max_minutes=args.distill_max_minutes)
         print(f"self-distillation: {len(done)} conversations in {time.time() - td:.0f}s -> {cache}")
-        records = [rec for rec in records if kind(rec) == "text"] + done
+        records = [rec for rec in records if kind(rec) != "prompt"] + done
         if args.distill_only:
             return 0
     if device.type == "cuda":  # after distillation, whose greedy replies should match fp32 exactly
@@ -207,7 +209,13 @@ def run(args) -> int:
     dcfg = DFlashConfig.for_target(tcfg, num_layers=args.num_layers, block_size=args.block_size,
                                    mask_token_id=mask_id, target_layer_ids=layer_ids, **overrides)
     drafter = DFlashDrafter(dcfg).to(device=device, dtype=torch.float32)
-    if not args.resume:
+    if args.init_from and not args.resume:
+        start = DFlashDrafter.from_pretrained(args.init_from, target_config=tcfg)
+        if start.config != dcfg:
+            raise SystemExit(f"error: --init-from {args.init_from} has another drafter config than these options")
+        drafter.load_state_dict(start.state_dict())
+        print(f"initialised from {args.init_from}")
+    elif not args.resume:
         init_output_scale(drafter)
     n_params = sum(p.numel() for p in drafter.parameters())
     print(f"drafter: {args.num_layers} layers, target layers {layer_ids}, mask token {mask_id} "

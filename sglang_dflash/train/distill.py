@@ -66,7 +66,7 @@ def distill(target, tokenizer, records, cache_path, *, max_new_tokens=256, tempe
             batch_size=64, max_prompt_len=1024, seed=0, max_minutes=None, progress=True) -> list[dict]:
     """Chat records (`{"messages": [...]}`) with every user turn answered by `target`.
 
-    `records` are prompt or chat records (data.kind); existing assistant turns are dropped and
+    `records` are prompt or chat records (data.kind); any assistant turns in them are dropped and
     regenerated. Replies that hit `max_new_tokens` carry `"truncated": true`. With `max_minutes`,
     generation stops when that time is up: conversations answered so far are returned (those
     with only some turns answered end at their last reply and are not cached), the rest dropped."""
