@@ -24,7 +24,9 @@ def register() -> None:
 
     from .sglang import env, hooks
 
-    env.impl()  # an invalid SGLANG_DFLASH_IMPL is reported (again, fatally) at resolution
+    # No validation here: SGLang logs and swallows exceptions raised by plugins, which
+    # would leave DFLASH silently on the built-in worker. Bad settings (an unknown
+    # SGLANG_DFLASH_IMPL) fail in the _handle_dflash hook, during argument resolution.
     HookRegistry.register(hooks.CREATE_WORKER, hooks.create_worker_around, HookType.AROUND)
     HookRegistry.register(hooks.HANDLE_DFLASH, hooks.handle_dflash_around, HookType.AROUND)
     if env.cpu_engine():

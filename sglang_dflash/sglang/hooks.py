@@ -73,16 +73,14 @@ def handle_dflash_around(original_fn, server_args):
             "sglang-dflash: the hook on SpeculativeAlgorithm.create_worker did not apply "
             "(see 'Failed to apply hooks' in the log above), so DFLASH would silently run "
             f"SGLang's built-in worker. Fix the installation, or set {env.IMPL_VAR}=builtin.")
+    if impl == env.IMPL_OURS:
+        validate_drafter_early(server_args)
     if env.cpu_engine() and server_args.device == "cpu":
         from .cpu_fixes import dflash_device_gate_passed
 
         with dflash_device_gate_passed(server_args):
-            result = original_fn(server_args)
-    else:
-        result = original_fn(server_args)
-    if impl == env.IMPL_OURS:
-        validate_drafter_early(server_args)
-    return result
+            return original_fn(server_args)
+    return original_fn(server_args)
 
 
 def validate_drafter_early(server_args) -> None:
@@ -101,5 +99,5 @@ def validate_drafter_early(server_args) -> None:
         with open(target_cfg_file) as f:
             target = json.load(f)
         validate_against_target(cfg, target.get("text_config", target))
-    logger.info("sglang-dflash: drafter config %s validated (block_size=%s, target_layer_ids=%s)",
-                draft_path, server_args.speculative_num_draft_tokens, list(cfg.target_layer_ids))
+    logger.info("sglang-dflash: drafter config %s validated (trained block_size=%s, "
+                "target_layer_ids=%s)", draft_path, cfg.block_size, list(cfg.target_layer_ids))
