@@ -101,15 +101,18 @@ class Server:
         if self.proc is not None and self.proc.poll() is None:
             # the server spawns scheduler/detokenizer children: stop the whole session
             # group this Popen created (and only that group)
+            # SIGTERM to the launcher lets it drain and stop its scheduler/detokenizer;
+            # whatever is left of the session group this Popen created is then killed.
             try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.send_signal(signal.SIGTERM)
                 self.proc.wait(timeout=30)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
         self.proc = None
         if getattr(self, "_log", None):
             self._log.close()
@@ -133,6 +136,12 @@ class Server:
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return json.loads(r.read())
+
+    def post_text(self, path: str, payload: dict, timeout: float = 60.0) -> str:
+        req = urllib.request.Request(self.url + path, data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.read().decode(errors="replace")
 
     def get(self, path: str, timeout: float = 30.0) -> dict:
         with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
