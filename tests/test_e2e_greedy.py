@@ -140,3 +140,40 @@ def test_aborted_stream_frees_kv(dflash, reference):
     assert used == idle, f"KV in use after the abort: {used} tokens (idle: {idle})"
     # and the server still answers exactly
     assert e2e.generate(dflash, e2e.PROMPTS[1])["output_ids"] == reference["ids"][1]
+
+
+@pytest.fixture(scope="module")
+def core_reference(pair):
+    """The core's plain reference loop (HF target + our PyTorch drafter), per block size."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from sglang_dflash.model import DFlashDrafter
+    from sglang_dflash.reference import generate
+
+    target = transformers.AutoModelForCausalLM.from_pretrained(pair.target, dtype=torch.float32)
+    tok = transformers.AutoTokenizer.from_pretrained(pair.target)
+    prompts = [tok.encode(p) for p in e2e.PROMPTS[:6]]
+    cache = {}
+
+    def run(block_size: int):
+        if block_size not in cache:
+            drafter = DFlashDrafter.from_pretrained(pair.drafters[block_size])
+            with torch.no_grad():
+                cache[block_size] = generate(target.eval(), drafter.eval(), prompts,
+                                             max_new_tokens=e2e.MAX_NEW, block_size=block_size)
+        return prompts, cache[block_size]
+
+    return run
+
+
+def test_acceptance_matches_core_reference(dflash, core_reference):
+    """Same tokens and the same number of verify steps as the core reference loop: our
+    drafter inside SGLang (context K/V written from target hidden states) proposes what
+    the plain PyTorch drafter proposes."""
+    prompts, ref = core_reference(dflash.block_size)
+    sampling = {"temperature": 0, "max_new_tokens": e2e.MAX_NEW, "ignore_eos": True}
+    results = dflash.post("/generate", {"input_ids": prompts, "sampling_params": sampling})
+    for i, r in enumerate(results):
+        assert r["output_ids"] == ref.tokens[i][: e2e.MAX_NEW]
+        assert r["meta_info"]["spec_verify_ct"] == len(ref.accept_lens[i]), \
+            f"prompt {i}: {r['meta_info']['spec_verify_ct']} steps, reference {ref.accept_lens[i]}"

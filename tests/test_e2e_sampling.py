@@ -23,7 +23,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 BLOCK = 4
-SAMPLES = 600
+SAMPLES = 400
 
 
 @pytest.fixture(scope="module")
