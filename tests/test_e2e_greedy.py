@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -82,6 +83,8 @@ def test_generate_batched_32_identical_and_drafts_accepted(dflash, reference):
 
 
 def test_generate_concurrency_1_and_8_identical(dflash, reference):
+    if dflash.block_size == 16:
+        pytest.skip("covered at block sizes 4 and 8 (keeps the CPU suite within budget)")
     one = e2e.generate_ids(dflash, e2e.PROMPTS[:4], concurrency=1)
     assert one == reference["ids"][:4]
     eight = e2e.generate_ids(dflash, e2e.PROMPTS[:16], concurrency=8)
@@ -115,7 +118,11 @@ def test_repeated_prefix_hits_radix_cache(dflash, reference):
 
 def _used_tokens(server) -> int:
     """KV slots in use, after dropping the radix cache's evictable entries."""
-    server.post_text("/flush_cache", {})  # refused while requests still run; polled below
+    try:
+        server.post_text("/flush_cache", {})
+    except urllib.error.HTTPError as e:  # 400 while a request still runs; callers poll
+        if e.code != 400:
+            raise
     rows = server.get("/get_load")
     return sum(int(r["num_tokens"]) - int(r["num_pending_tokens"]) for r in rows)
 
@@ -129,7 +136,7 @@ def test_aborted_stream_frees_kv(dflash, reference):
     with urllib.request.urlopen(req, timeout=120) as stream:
         for _ in range(4):  # the request is running and has produced some chunks
             stream.readline()
-        dflash.post("/abort_request", {"rid": "abort-me"})
+        dflash.post_text("/abort_request", {"rid": "abort-me"})
     deadline = time.time() + 60
     used = None
     while time.time() < deadline:

@@ -83,21 +83,38 @@ def handle_dflash_around(original_fn, server_args):
     return original_fn(server_args)
 
 
+def drafter_config_of(server_args):
+    """Our parsed ``DFlashConfig`` of ``--speculative-draft-model-path``: a local folder
+    is read directly; a hub id goes through SGLang's config loader (cached download)."""
+    import os
+
+    from ..config import load_drafter_config, parse_drafter_config
+
+    path = server_args.speculative_draft_model_path
+    if path and os.path.isdir(path):
+        return load_drafter_config(path)
+    from sglang.srt.utils.hf_transformers_utils import get_config
+
+    hf_config = get_config(path, trust_remote_code=server_args.trust_remote_code,
+                           revision=server_args.speculative_draft_model_revision)
+    return parse_drafter_config(hf_config.to_dict(), source=path)
+
+
 def validate_drafter_early(server_args) -> None:
-    """Parse the drafter config (and check it against a local target config)."""
+    """Parse the drafter config, and check it against the target's when it is local."""
     import json
     import os
 
-    from ..config import load_drafter_config, validate_against_target
+    from ..config import validate_against_target
 
-    draft_path = server_args.speculative_draft_model_path
-    if not (draft_path and os.path.isdir(draft_path)):
-        return  # a hub id: the worker validates it once SGLang has resolved it
-    cfg = load_drafter_config(draft_path)
+    if not server_args.speculative_draft_model_path:
+        return  # SGLang's own check reports the missing flag
+    cfg = drafter_config_of(server_args)
     target_cfg_file = os.path.join(str(server_args.model_path), "config.json")
     if os.path.exists(target_cfg_file):
         with open(target_cfg_file) as f:
             target = json.load(f)
         validate_against_target(cfg, target.get("text_config", target))
     logger.info("sglang-dflash: drafter config %s validated (trained block_size=%s, "
-                "target_layer_ids=%s)", draft_path, cfg.block_size, list(cfg.target_layer_ids))
+                "target_layer_ids=%s)", server_args.speculative_draft_model_path, cfg.block_size,
+                list(cfg.target_layer_ids))

@@ -54,9 +54,10 @@ from sglang.srt.speculative.spec_utils import (
     build_grammar_vocab_mask,
 )
 
-from ..config import DFlashConfigError, load_drafter_config, validate_against_target
+from ..config import DFlashConfigError, validate_against_target
 from .accept import outcome_from, verify_step
 from .drafter import SGLangDFlashDrafter, register_drafter_model
+from .hooks import drafter_config_of
 from .state import DFlashStepInput, DraftBlock, StepOutcome
 
 logger = logging.getLogger(__name__)
@@ -90,8 +91,7 @@ class DFlashWorker(BaseSpecWorker):
                 "drafter context)", server_args.speculative_draft_window_size)
 
         # Drafter config, validated by the core loader before any weight is read.
-        draft_path = server_args.speculative_draft_model_path
-        self.dflash = load_drafter_config(draft_path)
+        self.dflash = drafter_config_of(server_args)
         validate_against_target(self.dflash, target_runner.model_config.hf_config)
         self._check_captured_layers(target_runner)
         self.mask_token_id = int(self.dflash.mask_token_id)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Build the CPU-only SGLang 0.5.17 venv used by the end-to-end tests.
+# Build (or complete) the CPU-only SGLang 0.5.17 venv used by the end-to-end tests.
 #
-#   tests/cpu_sglang/setup_venv.sh VENV
+#   tests/cpu_sglang/setup_venv.sh VENV      # VENV may already exist (e.g. tests/run.sh's .venv)
 #
 # torch==2.13.0 resolves to the local CPU wheel on this project's machines (no CUDA
 # stack); sglang is installed without its dependencies (they pin the CUDA build of
@@ -14,7 +14,7 @@ VENV=${1:?usage: setup_venv.sh VENV}
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 
-python3 -m venv "$VENV"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip
 "$VENV/bin/pip" install -q torch==2.13.0
 "$VENV/bin/pip" install -q --no-deps sglang==0.5.17

@@ -19,7 +19,6 @@ from __future__ import annotations
 import ctypes
 import os
 
-import torch
 
 __version__ = "0.0.0+sglang_dflash_cpu_stub"
 
