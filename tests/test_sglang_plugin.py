@@ -127,3 +127,21 @@ def test_offline_engine_uses_our_worker():
             ref = model.generate(ids, max_new_tokens=16, do_sample=False, eos_token_id=None,
                                  pad_token_id=0)[0, ids.shape[1]:].tolist()
         assert line.startswith(f"IDS {ref} "), (line, ref)
+
+
+def test_startup_fails_when_create_worker_hook_did_not_apply():
+    """SGLang swallows hook failures; ours must turn that into a startup error."""
+    out = _run("""
+        from types import SimpleNamespace
+        from sglang.srt.plugins.hook_registry import HookRegistry, HookType
+        from sglang_dflash.sglang import hooks
+        # as if the create_worker hook had failed to apply: only the other one is installed
+        HookRegistry.register(hooks.HANDLE_DFLASH, hooks.handle_dflash_around, HookType.AROUND)
+        HookRegistry.apply_hooks()
+        from sglang.srt.arg_groups import speculative_hook
+        try:
+            speculative_hook._handle_dflash(SimpleNamespace(device="cuda"))
+        except RuntimeError as e:
+            print("RAISED", e)
+    """)
+    assert "RAISED sglang-dflash: the hook on SpeculativeAlgorithm.create_worker did not apply" in out

@@ -40,6 +40,7 @@ from sglang.srt.model_executor.forward_batch_info import (
 )
 from sglang.srt.speculative.base_spec_worker import BaseSpecWorker
 from sglang.srt.speculative.dflash_info import DFlashVerifyInput
+from sglang.srt.speculative.dflash_info_v2 import DFlashDraftInputV2
 from sglang.srt.speculative.dflash_utils import (
     apply_dflash_simulated_acceptance,
     apply_dflash_verify_logits_adjustments,
@@ -246,7 +247,9 @@ class DFlashWorker(BaseSpecWorker):
 
     def _decode(self, batch: ScheduleBatch, on_publish, grammar_barrier) -> GenerationBatchResult:
         draft_input = batch.spec_info
-        if not isinstance(draft_input, DFlashStepInput):
+        # Usually our DFlashStepInput; SGLang itself builds the base class in a few paths
+        # (e.g. PD-disaggregated decode), which carries the same fields.
+        if not isinstance(draft_input, DFlashDraftInputV2):
             raise RuntimeError(
                 "sglang-dflash: the running batch carries "
                 f"{type(draft_input).__name__}, expected DFlashStepInput from our prefill")
