@@ -44,6 +44,22 @@ def hf_greedy(pair):
     return run
 
 
+def _core_reference_steps(pair, prompts, max_new):
+    """Verify steps per prompt of the core reference loop (HF target + our drafter)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from sglang_dflash.model import DFlashDrafter
+    from sglang_dflash.reference import generate
+
+    target = transformers.AutoModelForCausalLM.from_pretrained(pair.target, dtype=torch.float32)
+    tok = transformers.AutoTokenizer.from_pretrained(pair.target)
+    drafter = DFlashDrafter.from_pretrained(pair.drafters[BLOCK])
+    with torch.no_grad():
+        out = generate(target.eval(), drafter.eval(), [tok.encode(p) for p in prompts],
+                       max_new_tokens=max_new, block_size=BLOCK)
+    return [len(steps) for steps in out.accept_lens]
+
+
 def test_builtin_switch_runs_sglangs_worker(pair, hf_greedy):
     server = e2e.start("switch-builtin", pair.target, e2e.dflash_args(pair.drafters[BLOCK], BLOCK),
                        env={"SGLANG_DFLASH_IMPL": "builtin"})
@@ -59,6 +75,9 @@ def test_builtin_switch_runs_sglangs_worker(pair, hf_greedy):
     assert e2e.OUR_WORKER_LINE not in log
     for prompt, r in zip(prompts, results):
         assert r["output_ids"] == hf_greedy(prompt, e2e.MAX_NEW)
+    # SGLang's own drafter accepts exactly what our drafter accepts (same steps per request)
+    assert [r["meta_info"]["spec_verify_ct"] for r in results] == \
+        _core_reference_steps(pair, prompts, e2e.MAX_NEW)
 
 
 def test_simulated_acceptance_length(pair):
