@@ -1,0 +1,73 @@
+"""A sweep: every server x every concurrency level, one report dict at the end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .runner import Workload, probe, requests_for_level, run_level
+from .server import LaunchedServer, LaunchSpec, ServerLaunchError
+from .stats import LevelStats, unreachable
+
+
+@dataclass
+class Target:
+    """A server to measure: already running at ``url``, or launched from ``launch``."""
+
+    name: str
+    url: str | None = None
+    launch: LaunchSpec | None = None
+
+
+def run_sweep(
+    targets: list[Target],
+    work: Workload,
+    concurrencies: list[int],
+    num_requests: int | None = None,
+    launch_timeout: float = 900.0,
+    log_dir: str | None = None,
+) -> tuple[list[dict], list[LevelStats]]:
+    """Measure each target in turn; failures are recorded, never raised.
+
+    Returns one description per target (name, url, launch command, error) and one
+    ``LevelStats`` per (target, concurrency), in order.
+    """
+    servers: list[dict] = []
+    levels: list[LevelStats] = []
+    for target in targets:
+        info: dict = {"name": target.name, "url": target.url, "launched": target.launch is not None}
+        launched = None
+        reason = None
+        try:
+            if target.launch is not None:
+                launched = LaunchedServer(target.launch, log_dir)
+                info.update(url=launched.url, command=launched.argv, env=launched.env_changes,
+                            log=str(launched.log_path))
+                launched.start()
+                launched.wait_healthy(launch_timeout)
+            reason = probe(info["url"])
+        except (ServerLaunchError, ValueError, OSError) as e:
+            reason = str(e)
+        if reason:
+            print(f"[bench] {target.name}: not measured: {reason.splitlines()[0]}")
+            info["error"] = reason
+        try:
+            for c in concurrencies:
+                n = requests_for_level(c, num_requests, len(work.specs))
+                if reason:
+                    levels.append(unreachable(target.name, c, n, reason))
+                    continue
+                stats, _ = run_level(target.name, info["url"], work, c, n)
+                levels.append(stats)
+                print(_one_line(stats))
+        finally:
+            if launched is not None:
+                launched.stop()
+        servers.append(info)
+    return servers, levels
+
+
+def _one_line(s: LevelStats) -> str:
+    tput = "-" if s.output_throughput is None else f"{s.output_throughput:.1f}"
+    acc = "-" if s.accept_len_mean is None else f"{s.accept_len_mean:.2f}"
+    return (f"[bench] {s.server} c={s.concurrency}: {s.completed}/{s.num_requests} ok, "
+            f"{tput} tok/s, accept len {acc}" + (f", errors {s.errors}" if s.errors else ""))
