@@ -164,7 +164,6 @@ def _read_whole(resp, api: str, res: RequestResult, t0: float) -> None:
 
 
 def _read_stream(resp, api: str, res: RequestResult, t0: float, deadline: float) -> None:
-    prev_tokens = 0
     done = False
     for raw in resp:
         now = time.perf_counter()
@@ -177,26 +176,25 @@ def _read_stream(resp, api: str, res: RequestResult, t0: float, deadline: float)
         if payload == b"[DONE]":
             done = True
             break
-        obj = _decode(payload)
-        _absorb(api, obj, res, final=False)
-        if res.output_tokens > prev_tokens:
+        if _absorb(api, _decode(payload), res, final=False):
             if res.ttft is None:
                 res.ttft = now - t0
             res.chunk_times.append(now - t0)
-            prev_tokens = res.output_tokens
     if not done:
         raise _Fail("truncated", f"stream closed before [DONE] after {res.output_tokens} tokens")
     if res.ttft is None:
         raise _Fail("empty", "stream ended without any output token")
 
 
-def _absorb(api: str, obj: dict, res: RequestResult, final: bool) -> None:
-    """Fold one response object (or stream chunk) into ``res``."""
+def _absorb(api: str, obj: dict, res: RequestResult, final: bool) -> bool:
+    """Fold one response object (or stream chunk) into ``res``; True if it carried output."""
+    before = res.output_tokens
     if api == "generate":
         meta = obj.get("meta_info") or {}
         res.text = obj.get("text") or res.text
         _absorb_meta(meta, res)
-        return
+        return res.output_tokens > before
+    carried = False
     usage = obj.get("usage") or {}
     if usage.get("completion_tokens") is not None:
         res.output_tokens = max(res.output_tokens, int(usage["completion_tokens"]))
@@ -208,6 +206,7 @@ def _absorb(api: str, obj: dict, res: RequestResult, final: bool) -> None:
         else:
             part = choice.get("text") or ""
         if part:
+            carried = True
             res.text += part
             if not final and not usage:
                 # Streams do not say how many tokens a chunk holds; count the chunk as one
@@ -217,6 +216,7 @@ def _absorb(api: str, obj: dict, res: RequestResult, final: bool) -> None:
             res.finish_reason = str(choice["finish_reason"])
         if choice.get("meta_info"):
             _absorb_meta(choice["meta_info"], res)
+    return carried
 
 
 def _absorb_meta(meta: dict, res: RequestResult) -> None:
