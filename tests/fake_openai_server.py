@@ -89,6 +89,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/health":
             self._raw(200, b"", "text/plain")
+        elif self.path == "/server_info":
+            self._json(200, {"version": "0.5.17", "internal_states": [{"avg_spec_accept_length": 2.5}],
+                             "server_args": {"attention_backend": "fa3", "tp_size": 1,
+                                             "speculative_algorithm": "DFLASH",
+                                             "speculative_num_draft_tokens": 16}})
         elif self.path == "/v1/models":
             self._json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
         else:

@@ -44,6 +44,11 @@ def test_sweep_counts_failures_and_never_raises(server):
         work, concurrencies=[1, 4], num_requests=8)
     assert [s["name"] for s in servers] == ["fake", "dead"]
     assert "error" in servers[1] and "error" not in servers[0]
+    assert servers[0]["server_info"] == {"version": "0.5.17", "attention_backend": "fa3",
+                                         "tp_size": 1, "speculative_algorithm": "DFLASH",
+                                         "speculative_num_draft_tokens": 16,
+                                         "avg_spec_accept_length": 2.5}
+    assert servers[0]["server_avg_spec_accept_length"] == 2.5
     assert [(lv.server, lv.concurrency) for lv in levels] == [
         ("fake", 1), ("fake", 4), ("dead", 1), ("dead", 4)]
     for lv in levels[:2]:
@@ -98,6 +103,7 @@ def test_cli_end_to_end_writes_json_markdown_png(server, tmp_path):
     assert [(r["completed"], r["failed"]) for r in fake] == [(4, 2), (4, 2)]
     assert all(r["accept_len_mean"] == pytest.approx(3.0) for r in fake)   # 9 tokens / 3 steps
     md = (out / "run.md").read_text()
+    assert "- fake: sglang 0.5.17, attention fa3, DFLASH B=16, tp 1" in md
     assert "| fake | 2 | 4 / 2 |" in md and "unreachable x6" in md and "http_500 x2" in md
     pytest.importorskip("matplotlib")
     png = out / "run.png"

@@ -45,8 +45,10 @@ def caption(report: dict) -> str:
     env, work = report["environment"], report["workload"]
     gpu = ", ".join(g["name"] for g in env["gpus"]) or "no GPU"
     ver = env["versions"]
+    served = {(s.get("server_info") or {}).get("version") for s in report["servers"]} - {None}
+    sglang = ver.get("sglang") or ", ".join(sorted(served)) or "-"
     return (
-        f"{gpu}; CPU {env['cpu']}; sglang {ver.get('sglang') or '-'}, "
+        f"{gpu}; CPU {env['cpu']}; sglang {sglang}, "
         f"sglang-dflash {ver.get('sglang-dflash') or '-'} ({env.get('sglang_dflash_commit') or '-'}), "
         f"torch {ver.get('torch') or '-'}; {env['date']}.\n"
         f"Prompts: {work['prompts']} ({work['num_prompts']}), api {work['api']}, "
@@ -54,6 +56,26 @@ def caption(report: dict) -> str:
         f"{'ignore_eos' if work['ignore_eos'] else 'natural stop'}, "
         f"temperature {work['temperature']}.\n"
     )
+
+
+def server_lines(report: dict) -> str:
+    """One line per server: version, attention backends and speculation settings it reported."""
+    out = []
+    for s in report["servers"]:
+        si = s.get("server_info") or {}
+        parts = [f"sglang {si['version']}" if "version" in si else None,
+                 f"attention {si['attention_backend']}" if "attention_backend" in si else None,
+                 f"draft attention {si['speculative_draft_attention_backend']}"
+                 if "speculative_draft_attention_backend" in si else None,
+                 f"{si['speculative_algorithm']} B={si.get('speculative_num_draft_tokens')}"
+                 if si.get("speculative_algorithm") else "no speculation" if si else None,
+                 f"tp {si['tp_size']}" if "tp_size" in si else None,
+                 f"load {si['load_format']}" if "load_format" in si else None]
+        env = {k: v for k, v in (s.get("env") or {}).items() if v is not None}
+        if env:
+            parts.append(" ".join(f"{k}={v}" for k, v in env.items()))
+        out.append(f"- {s['name']}: " + (", ".join(p for p in parts if p) or s.get("url") or "-"))
+    return "\n".join(out) + "\n"
 
 
 def write_markdown(path: Path, report: dict) -> Path:
@@ -65,7 +87,8 @@ def write_markdown(path: Path, report: dict) -> Path:
     ]
     failures = [f"- {s['name']}: {s['error'].splitlines()[0]}" for s in report["servers"]
                 if s.get("error")]
-    text = "# sglang-dflash bench\n\n" + caption(report) + "\n" + markdown_table(report)
+    text = ("# sglang-dflash bench\n\n" + caption(report) + "\n" + server_lines(report) + "\n"
+            + markdown_table(report))
     if errors or failures:
         text += "\nFailures:\n" + "\n".join(failures + errors) + "\n"
     path.write_text(text)

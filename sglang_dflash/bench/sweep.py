@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from .runner import Workload, probe, requests_for_level, run_level
 from .server import LaunchedServer, LaunchSpec, ServerLaunchError
+from .serverinfo import server_info
 from .stats import LevelStats, unreachable
 
 
@@ -50,6 +51,8 @@ def run_sweep(
         if reason:
             print(f"[bench] {target.name}: not measured: {reason.splitlines()[0]}")
             info["error"] = reason
+        else:
+            info["server_info"] = server_info(info["url"])
         try:
             for c in concurrencies:
                 n = requests_for_level(c, num_requests, len(work.specs))
@@ -59,6 +62,11 @@ def run_sweep(
                 stats, _ = run_level(target.name, info["url"], work, c, n)
                 levels.append(stats)
                 print(_one_line(stats))
+            if not reason:
+                # the server's own running average (warm-up requests included): a cross-check
+                after = server_info(info["url"]).get("avg_spec_accept_length")
+                if after is not None:
+                    info["server_avg_spec_accept_length"] = after
         finally:
             if launched is not None:
                 launched.stop()

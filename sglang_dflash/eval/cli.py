@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..bench.prompts import PromptError
 from ..bench.runner import served_model_name
+from ..bench.serverinfo import server_info
 from ..bench.sysinfo import environment
 from .backends import ReferenceBackend, ServerBackend
 from .evaluate import evaluate, overall
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": [sys.executable, "-m", "sglang_dflash.eval", *(argv or sys.argv[1:])],
         "flags": vars(args),
         "backend": backend.name,
+        "server_info": server_info(args.url) if args.url else {},
         "environment": environment(),
         "tasks": [s.to_dict() for s in stats],
         "overall": overall(stats),

@@ -12,8 +12,13 @@ def _f(x: float | None, digits: int = 2) -> str:
 def markdown_table(report: dict) -> str:
     env = report["environment"]
     gpu = ", ".join(g["name"] for g in env["gpus"]) or "no GPU"
+    si = report.get("server_info") or {}
+    sglang = si.get("version") or env["versions"].get("sglang") or "-"
+    backends = ", ".join(f"{k} {si[k]}" for k in ("attention_backend",
+                                                    "speculative_draft_attention_backend",
+                                                    "speculative_num_draft_tokens") if k in si)
     lines = [
-        f"{gpu}; sglang {env['versions'].get('sglang') or '-'}; "
+        f"{gpu}; sglang {sglang}{'; ' + backends if backends else ''}; "
         f"temperature {report['flags']['temperature']}; max tokens/turn "
         f"{report['flags']['max_tokens']}; {env['date']}",
         "",
