@@ -84,7 +84,7 @@ def test_eval_cli_server(server, tmp_path):
     assert data["overall"]["accept_len_task_mean"] == pytest.approx(6 / 2)
     assert data["server_info"]["attention_backend"] == "fa3"
     md = (tmp_path / "eval.md").read_text()
-    assert "sglang 0.5.17; attention_backend fa3, speculative_num_draft_tokens 16" in md
+    assert "sglang 0.5.17; attention fa3, B = 16" in md
     assert "| gsm | math word problems | 2 | 2 / 0 | 12 | 3.00 | 3.00 |" in md
 
 

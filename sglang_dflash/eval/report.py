@@ -14,9 +14,9 @@ def markdown_table(report: dict) -> str:
     gpu = ", ".join(g["name"] for g in env["gpus"]) or "no GPU"
     si = report.get("server_info") or {}
     sglang = si.get("version") or env["versions"].get("sglang") or "-"
-    backends = ", ".join(f"{k} {si[k]}" for k in ("attention_backend",
-                                                    "speculative_draft_attention_backend",
-                                                    "speculative_num_draft_tokens") if k in si)
+    labels = {"attention_backend": "attention", "speculative_draft_attention_backend":
+              "draft attention", "speculative_num_draft_tokens": "B ="}
+    backends = ", ".join(f"{label} {si[k]}" for k, label in labels.items() if k in si)
     lines = [
         f"{gpu}; sglang {sglang}{'; ' + backends if backends else ''}; "
         f"temperature {report['flags']['temperature']}; max tokens/turn "
