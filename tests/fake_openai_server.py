@@ -16,7 +16,6 @@ uses that as a stand-in for ``sglang.launch_server``.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import threading
 import time
@@ -33,7 +32,7 @@ class FakeServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FakeServer":
+    def __enter__(self) -> FakeServer:
         self.thread.start()
         return self
 
@@ -90,10 +89,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/health":
             self._raw(200, b"", "text/plain")
         elif self.path == "/server_info":
-            self._json(200, {"version": "0.5.17", "internal_states": [{"avg_spec_accept_length": 2.5}],
-                             "server_args": {"attention_backend": "fa3", "tp_size": 1,
-                                             "speculative_algorithm": "DFLASH",
-                                             "speculative_num_draft_tokens": 16}})
+            args = {"attention_backend": "fa3", "tp_size": 1, "speculative_algorithm": "DFLASH",
+                    "speculative_num_draft_tokens": 16}
+            self._json(200, {"version": "0.5.17", "server_args": args,
+                             "internal_states": [{"avg_spec_accept_length": 2.5}]})
         elif self.path == "/v1/models":
             self._json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
         else:

@@ -66,7 +66,8 @@ def test_dying_server_reports_exit_code_and_log_tail(fake_sglang, tmp_path):
                       extra_args=["--crash"])
     srv = LaunchedServer(spec, log_dir=str(tmp_path))
     srv.start()
-    with pytest.raises(ServerLaunchError, match="exited with code 3(.|\n)*simulated startup failure"):
+    expected = "exited with code 3(.|\n)*simulated startup failure"
+    with pytest.raises(ServerLaunchError, match=expected):
         srv.wait_healthy(timeout=20, poll=0.2)
 
 

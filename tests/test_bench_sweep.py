@@ -73,8 +73,8 @@ def _report(levels, servers):
 
 def test_markdown_has_speedup_against_baseline(server):
     work = _work(["a b"], timeout=5)
-    servers, levels = run_sweep([Target("baseline", url=server.url), Target("ours", url=server.url)],
-                                work, [1], num_requests=2)
+    targets = [Target("baseline", url=server.url), Target("ours", url=server.url)]
+    servers, levels = run_sweep(targets, work, [1], num_requests=2)
     levels[1].output_throughput = 2 * levels[0].output_throughput
     table = rep.markdown_table(_report(levels, servers))
     lines = table.strip().splitlines()
@@ -117,7 +117,8 @@ def test_cli_chat_api_picks_model_name(server, tmp_path):
                "--chat-template-kwargs", '{"enable_thinking": false}'])
     assert rc == 0
     sent = server.requests[-1]
-    assert sent["model"] == "fake-model" and sent["chat_template_kwargs"] == {"enable_thinking": False}
+    assert sent["model"] == "fake-model"
+    assert sent["chat_template_kwargs"] == {"enable_thinking": False}
     data = json.loads((tmp_path / "bench.json").read_text())
     assert data["workload"]["chat_template"] == "server"
     assert data["results"][0]["accept_len_mean"] is None      # streamed chat: no meta_info

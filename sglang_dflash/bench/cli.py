@@ -115,7 +115,7 @@ def _specs(args, prompts) -> list[RequestSpec]:
             render = hf_chat_formatter(source[7:], args.chat_template_kwargs)
         except Exception as e:  # noqa: BLE001 - any loading problem ends the run here
             raise SystemExit(f"error: cannot load the chat template from {source[7:]!r} ({e}); "
-                             "give --tokenizer DIR or --raw-prompts")
+                             "give --tokenizer DIR or --raw-prompts") from e
     elif source == "none" and not args.raw_prompts:
         print("[bench] note: no --tokenizer/--model, prompts are sent without a chat template")
     extra = dict(args.extra_body)
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         prompts = load_prompts(args.prompts)[: args.num_prompts or None]
     except PromptError as e:
-        raise SystemExit(f"error: {e}")
+        raise SystemExit(f"error: {e}") from None
     specs = _specs(args, prompts)
     if args.api != "generate" and not args.model_name:
         for t in targets:       # the OpenAI 'model' field: ask the first running server

@@ -26,7 +26,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
-API_PATHS = {"generate": "/generate", "chat": "/v1/chat/completions", "completions": "/v1/completions"}
+API_PATHS = {
+    "generate": "/generate",
+    "chat": "/v1/chat/completions",
+    "completions": "/v1/completions",
+}
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,7 @@ def send(base_url: str, api: str, spec: RequestSpec, timeout: float) -> RequestR
     except urllib.error.URLError as e:
         kind = "timeout" if isinstance(e.reason, (socket.timeout, TimeoutError)) else "connection"
         res.error, res.detail = kind, str(e.reason)
-    except (socket.timeout, TimeoutError) as e:
+    except TimeoutError as e:
         res.error, res.detail = "timeout", f"no data for {timeout:g} s ({e})"
     except (ConnectionError, http.client.HTTPException, OSError) as e:
         res.error, res.detail = "connection", f"{type(e).__name__}: {e}"

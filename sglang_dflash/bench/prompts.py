@@ -117,4 +117,6 @@ def _parse_record(value: object, where: str) -> tuple[str | None, tuple[str, ...
         turns = tuple(m["content"] for m in msgs if m.get("role") == "user")
         if turns:
             return system, turns
-    raise PromptError(f"{where}: object needs 'prompt', 'text', 'turns' or 'messages' with a user turn")
+    raise PromptError(
+        f"{where}: object needs 'prompt', 'text', 'turns' or 'messages' with a user turn"
+    )

@@ -49,7 +49,8 @@ def caption(report: dict) -> str:
     sglang = ver.get("sglang") or ", ".join(sorted(served)) or "-"
     return (
         f"{gpu}; CPU {env['cpu']}; sglang {sglang}, "
-        f"sglang-dflash {ver.get('sglang-dflash') or '-'} ({env.get('sglang_dflash_commit') or '-'}), "
+        f"sglang-dflash {ver.get('sglang-dflash') or '-'} "
+        f"({env.get('sglang_dflash_commit') or '-'}), "
         f"torch {ver.get('torch') or '-'}; {env['date']}.\n"
         f"Prompts: {work['prompts']} ({work['num_prompts']}), api {work['api']}, "
         f"max tokens {work['max_tokens']}, "

@@ -21,7 +21,7 @@ class Workload:
     specs: tuple[RequestSpec, ...]     # cycled when a level needs more requests than prompts
     api: str = "generate"
     timeout: float = 600.0             # s per request (also the socket read timeout)
-    warmup: int = 2                    # requests sent (one at a time) before each level, not counted
+    warmup: int = 2                    # uncounted requests (one at a time) before each level
     progress: bool = True
 
 

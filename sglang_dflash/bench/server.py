@@ -58,7 +58,8 @@ def launch_command(spec: LaunchSpec) -> tuple[list[str], dict[str, str | None]]:
     if spec.config != "baseline":
         if not spec.drafter:
             raise ValueError(f"configuration {spec.config!r} needs a drafter (--drafter)")
-        argv += ["--speculative-algorithm", "DFLASH", "--speculative-draft-model-path", spec.drafter]
+        argv += ["--speculative-algorithm", "DFLASH",
+                 "--speculative-draft-model-path", spec.drafter]
         if spec.block_size:
             argv += ["--speculative-num-draft-tokens", str(spec.block_size)]
         # Unset (not "ours") so the plugin's own default picks our worker.
@@ -101,7 +102,7 @@ class LaunchedServer:
             if code is not None:
                 raise ServerLaunchError(
                     f"server {self.spec.config!r} exited with code {code} while starting\n"
-                    f"command: {' '.join(self.argv)}\nlog {self.log_path} ends with:\n{self.log_tail()}"
+                    + self._where()
                 )
             try:
                 with urllib.request.urlopen(self.url + "/health", timeout=poll + 1) as r:
@@ -113,8 +114,12 @@ class LaunchedServer:
         self.stop()
         raise ServerLaunchError(
             f"server {self.spec.config!r} not healthy after {timeout:g} s\n"
-            f"command: {' '.join(self.argv)}\nlog {self.log_path} ends with:\n{self.log_tail()}"
+            + self._where()
         )
+
+    def _where(self) -> str:
+        return (f"command: {' '.join(self.argv)}\n"
+                f"log {self.log_path} ends with:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -135,7 +140,7 @@ class LaunchedServer:
             os.killpg(pgid, signal.SIGKILL)
             self.proc.wait()
 
-    def __enter__(self) -> "LaunchedServer":
+    def __enter__(self) -> LaunchedServer:
         self.start()
         return self
 

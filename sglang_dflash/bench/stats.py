@@ -83,7 +83,7 @@ def aggregate(
         examples.setdefault(r.error or "unknown", r.detail[:300])
 
     tokens = sum(r.output_tokens for r in ok)
-    itl = [b - a for r in ok for a, b in zip(r.chunk_times, r.chunk_times[1:])]
+    itl = [b - a for r in ok for a, b in zip(r.chunk_times, r.chunk_times[1:], strict=False)]
     tpot = [
         (r.latency - r.ttft) / (r.output_tokens - 1)
         for r in ok

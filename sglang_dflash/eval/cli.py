@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("reference backend")
     g.add_argument("--block-size", type=int, help="default: the drafter's block_size")
     g.add_argument("--device", default="cpu")
-    g.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "float64"])
+    g.add_argument("--dtype", default="float32",
+                   choices=["float32", "bfloat16", "float16", "float64"])
     g.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("output")
     g.add_argument("--out", help="output directory (default: eval-results/<UTC time>)")
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         tasks = load_tasks([t.strip() for t in args.tasks.split(",") if t.strip()],
                            args.num_prompts)
     except PromptError as e:
-        raise SystemExit(f"error: {e}")
+        raise SystemExit(f"error: {e}") from None
     backend = make_backend(args)
     stats = evaluate(tasks, backend, args.concurrency, progress=not args.no_progress)
     report = {
