@@ -90,7 +90,7 @@ def test_cli_end_to_end_writes_json_markdown_png(server, tmp_path):
     rc = main(["--url", f"fake={server.url}", "--url", "dead=http://127.0.0.1:9",
                "--prompts", str(prompts), "--raw-prompts", "--concurrency", "1,2",
                "--max-tokens", "9", "--num-requests", "6", "--warmup", "0",
-               "--out", str(out), "--no-progress", "--tag", "run"])
+               "--out", str(out), "--no-progress", "--tag", "run", "--save-requests"])
     assert rc == 1                                      # the dead server completed nothing
     data = json.loads((out / "run.json").read_text())
     assert data["schema"] == "sglang-dflash-bench/1"
@@ -102,6 +102,9 @@ def test_cli_end_to_end_writes_json_markdown_png(server, tmp_path):
     fake = [r for r in data["results"] if r["server"] == "fake"]
     assert [(r["completed"], r["failed"]) for r in fake] == [(4, 2), (4, 2)]
     assert all(r["accept_len_mean"] == pytest.approx(3.0) for r in fake)   # 9 tokens / 3 steps
+    rows = [json.loads(line) for line in (out / "run.requests.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and {r["server"] for r in rows} == {"fake"}      # dead: none sent
+    assert sum(r["ok"] for r in rows) == 8 and all(r["verify_ct"] == 3 for r in rows if r["ok"])
     md = (out / "run.md").read_text()
     assert "- fake: sglang 0.5.17, attention fa3, DFLASH B=16, tp 1" in md
     assert "| fake | 2 | 4 / 2 |" in md and "unreachable x6" in md and "http_500 x2" in md

@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("output")
     g.add_argument("--out", help="output directory (default: bench-results/<UTC time>)")
     g.add_argument("--tag", default="bench", help="file name stem of the reports")
+    g.add_argument("--save-requests", action="store_true",
+                   help="also write <tag>.requests.jsonl: one line per timed request")
     g.add_argument("--no-progress", action="store_true")
     return p
 
@@ -131,6 +133,13 @@ def _specs(args, prompts) -> list[RequestSpec]:
     ]
 
 
+def _dump(f, server: str, concurrency: int, results) -> None:
+    for r in results:
+        row = {"server": server, "concurrency": concurrency, **r.__dict__}
+        row.pop("text")
+        f.write(json.dumps(row) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     targets = _targets(args)
@@ -151,8 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or f"bench-results/{dt.datetime.utcnow():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
 
-    servers, levels = run_sweep(targets, work, concurrencies, args.num_requests,
-                                args.launch_timeout, log_dir=str(out))
+    dump = open(out / f"{args.tag}.requests.jsonl", "w") if args.save_requests else None
+    try:
+        servers, levels = run_sweep(
+            targets, work, concurrencies, args.num_requests, args.launch_timeout,
+            log_dir=str(out), on_requests=(lambda *a: _dump(dump, *a)) if dump else None)
+    finally:
+        if dump:
+            dump.close()
     report = {
         "schema": "sglang-dflash-bench/1",
         "command": [sys.executable, "-m", "sglang_dflash.bench", *(argv or sys.argv[1:])],

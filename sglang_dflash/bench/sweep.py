@@ -26,11 +26,13 @@ def run_sweep(
     num_requests: int | None = None,
     launch_timeout: float = 900.0,
     log_dir: str | None = None,
+    on_requests=None,
 ) -> tuple[list[dict], list[LevelStats]]:
     """Measure each target in turn; failures are recorded, never raised.
 
     Returns one description per target (name, url, launch command, error) and one
-    ``LevelStats`` per (target, concurrency), in order.
+    ``LevelStats`` per (target, concurrency), in order. ``on_requests(server, concurrency,
+    results)``, when given, receives every level's raw ``RequestResult`` list.
     """
     servers: list[dict] = []
     levels: list[LevelStats] = []
@@ -59,8 +61,10 @@ def run_sweep(
                 if reason:
                     levels.append(unreachable(target.name, c, n, reason))
                     continue
-                stats, _ = run_level(target.name, info["url"], work, c, n)
+                stats, results = run_level(target.name, info["url"], work, c, n)
                 levels.append(stats)
+                if on_requests is not None:
+                    on_requests(target.name, c, results)
                 print(_one_line(stats))
             if not reason:
                 # the server's own running average (warm-up requests included): a cross-check
