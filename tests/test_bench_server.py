@@ -39,13 +39,18 @@ def fake_sglang(tmp_path):
     (pkg / "__init__.py").write_text("")
     tests_dir = Path(__file__).parent
     (pkg / "launch_server.py").write_text(textwrap.dedent(f"""
-        import sys, time
+        import os, sys, time
         sys.path.insert(0, {str(tests_dir)!r})
         from fake_openai_server import FakeServer
         args = sys.argv[1:]
         if "--crash" in args:
             print("fatal: simulated startup failure", flush=True)
             sys.exit(3)
+        if "--speculative-algorithm" in args:
+            if os.environ.get("SGLANG_DFLASH_IMPL") == "builtin" or "--no-plugin" in args:
+                print("Initialized DFLASH draft runner. block_size=4", flush=True)
+            else:
+                print("sglang-dflash worker started: impl=ours", flush=True)
         time.sleep(0.5)
         FakeServer(port=int(args[args.index("--port") + 1])).httpd.serve_forever()
     """))
@@ -85,3 +90,20 @@ def test_sweep_records_launch_failure_and_goes_on(fake_sglang, tmp_path):
         "-m", "sglang.launch_server"]
     assert levels[0].errors == {"unreachable": 2}
     assert levels[1].completed == 2
+
+
+def test_sweep_checks_which_worker_served(fake_sglang, tmp_path):
+    def spec(config, *extra):
+        return LaunchSpec(config=config, model="/m", drafter="/d", env=fake_sglang,
+                          python=sys.executable, extra_args=list(extra))
+
+    work = Workload(specs=(RequestSpec(text="a b", messages=[], max_tokens=4),), progress=False,
+                    warmup=0, timeout=5)
+    targets = [Target("builtin", launch=spec("builtin")), Target("ours", launch=spec("ours")),
+               Target("ours-broken", launch=spec("ours", "--no-plugin"))]
+    servers, levels = run_sweep(targets, work, [1], num_requests=1, launch_timeout=20,
+                                log_dir=str(tmp_path))
+    assert [s["worker"] for s in servers] == ["builtin", "sglang_dflash", "builtin"]
+    assert "warning" not in servers[0] and "warning" not in servers[1]
+    assert "should run worker 'sglang_dflash' but its log shows 'builtin'" in servers[2]["warning"]
+    assert all(lv.completed == 1 for lv in levels)

@@ -72,6 +72,8 @@ def server_lines(report: dict) -> str:
                  if si.get("speculative_algorithm") else "no speculation" if si else None,
                  f"tp {si['tp_size']}" if "tp_size" in si else None,
                  f"load {si['load_format']}" if "load_format" in si else None]
+        if s.get("launched") and "error" not in s:
+            parts.append(f"worker {s.get('worker') or 'none'}")
         env = {k: v for k, v in (s.get("env") or {}).items() if v is not None}
         if env:
             parts.append(" ".join(f"{k}={v}" for k, v in env.items()))
@@ -86,8 +88,8 @@ def write_markdown(path: Path, report: dict) -> Path:
         for r in report["results"]
         if r["errors"]
     ]
-    failures = [f"- {s['name']}: {s['error'].splitlines()[0]}" for s in report["servers"]
-                if s.get("error")]
+    failures = [f"- {s['name']}: {(s.get('error') or s['warning']).splitlines()[0]}"
+                for s in report["servers"] if s.get("error") or s.get("warning")]
     text = ("# sglang-dflash bench\n\n" + caption(report) + "\n" + server_lines(report) + "\n"
             + markdown_table(report))
     if errors or failures:

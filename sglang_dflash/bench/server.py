@@ -24,6 +24,12 @@ from pathlib import Path
 
 CONFIGS = ("baseline", "builtin", "ours")
 
+# Log lines that tell which DFLASH worker a server really runs. A plugin that fails to
+# apply does not stop SGLang, which would then serve its own worker under our name.
+WORKER_MARKERS = {"sglang_dflash": "sglang-dflash worker started",
+                  "builtin": "Initialized DFLASH draft runner"}
+EXPECTED_WORKER = {"baseline": None, "builtin": "builtin", "ours": "sglang_dflash"}
+
 
 class ServerLaunchError(RuntimeError):
     """The server died or never became healthy; the message ends with its log tail."""
@@ -120,6 +126,15 @@ class LaunchedServer:
     def _where(self) -> str:
         return (f"command: {' '.join(self.argv)}\n"
                 f"log {self.log_path} ends with:\n{self.log_tail()}")
+
+    def detected_worker(self) -> str | None:
+        """'sglang_dflash', 'builtin' or None (no DFLASH worker line in the log)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return None
+        found = [name for name, line in WORKER_MARKERS.items() if line in text]
+        return found[0] if len(found) == 1 else ("+".join(found) or None)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .runner import Workload, probe, requests_for_level, run_level
-from .server import LaunchedServer, LaunchSpec, ServerLaunchError
+from .server import EXPECTED_WORKER, LaunchedServer, LaunchSpec, ServerLaunchError
 from .serverinfo import server_info
 from .stats import LevelStats, unreachable
 
@@ -71,11 +71,23 @@ def run_sweep(
                 after = server_info(info["url"]).get("avg_spec_accept_length")
                 if after is not None:
                     info["server_avg_spec_accept_length"] = after
+            if launched is not None and not reason:
+                _check_worker(info, launched)
         finally:
             if launched is not None:
                 launched.stop()
         servers.append(info)
     return servers, levels
+
+
+def _check_worker(info: dict, launched: LaunchedServer) -> None:
+    """Record which DFLASH worker the log shows; warn when it is not the one asked for."""
+    info["worker"] = found = launched.detected_worker()
+    expected = EXPECTED_WORKER[launched.spec.config]
+    if found != expected:
+        info["warning"] = (f"configuration {launched.spec.config!r} should run worker "
+                           f"{expected!r} but its log shows {found!r}; see {launched.log_path}")
+        print(f"[bench] WARNING: {info['warning']}")
 
 
 def _one_line(s: LevelStats) -> str:
