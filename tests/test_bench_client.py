@@ -47,6 +47,7 @@ def test_chat_stream_counts_tokens_from_usage_but_has_no_meta(server):
 def test_chat_without_stream_returns_meta_info(server):
     r = send(server.url, "chat", spec(n=7, stream=False), timeout=5)
     assert r.ok and r.verify_ct == 3 and r.accept_len == pytest.approx(7 / 3)
+    assert r.ttft is None and r.chunk_times == [] and r.latency > 0      # no stream, no TTFT
     assert server.requests[-1]["return_meta_info"] is True
 
 

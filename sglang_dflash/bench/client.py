@@ -52,7 +52,7 @@ class RequestResult:
     ok: bool = False
     error: str | None = None        # failure kind, None when ok
     detail: str = ""
-    ttft: float | None = None       # s from send to the first chunk with output
+    ttft: float | None = None       # s from send to the first chunk with output (streams only)
     latency: float | None = None    # s from send to the end of the response
     chunk_times: list[float] = field(default_factory=list)  # s since send, chunks with new tokens
     output_tokens: int = 0
@@ -161,10 +161,8 @@ def _decode(raw: bytes | str) -> dict:
 
 
 def _read_whole(resp, api: str, res: RequestResult, t0: float) -> None:
-    obj = _decode(resp.read())
-    res.ttft = time.perf_counter() - t0
-    _absorb(api, obj, res, final=True)
-    res.chunk_times.append(res.ttft)
+    """A non-streamed reply: no TTFT or chunk times (the first token's time is unknown)."""
+    _absorb(api, _decode(resp.read()), res, final=True)
 
 
 def _read_stream(resp, api: str, res: RequestResult, t0: float, deadline: float) -> None:
