@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Workload(specs=tuple(specs), api=args.api, timeout=args.timeout,
                     warmup=args.warmup, progress=not args.no_progress)
     concurrencies = [int(c) for c in args.concurrency.split(",") if c.strip()]
-    out = Path(args.out or f"bench-results/{dt.datetime.utcnow():%Y%m%d-%H%M%S}")
+    out = Path(args.out or f"bench-results/{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
 
     dump = open(out / f"{args.tag}.requests.jsonl", "w") if args.save_requests else None
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "schema": "sglang-dflash-bench/1",
         "command": [sys.executable, "-m", "sglang_dflash.bench", *(argv or sys.argv[1:])],
-        "flags": {k: v for k, v in vars(args).items()},
+        "flags": vars(args),
         "environment": environment(),
         "workload": {
             "prompts": args.prompts, "num_prompts": len(prompts), "api": args.api,

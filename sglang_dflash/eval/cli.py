@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "tasks": [s.to_dict() for s in stats],
         "overall": overall(stats),
     }
-    out = Path(args.out or f"eval-results/{dt.datetime.utcnow():%Y%m%d-%H%M%S}")
+    out = Path(args.out or f"eval-results/{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.tag}.json").write_text(json.dumps(report, indent=2) + "\n")
     table = markdown_table(report)
