@@ -19,7 +19,7 @@ python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >/dev/n
 python3 bench/h200/make_models.py /tmp/h200-models >/dev/null
 T=/tmp/h200-models/qwen3-8b-dummy
 D=/tmp/h200-models/dflash-b16-dummy
-COMMON=(--model-path "$T" --load-format dummy --attention-backend "$BACKEND" --mem-fraction-static 0.16
+COMMON=(--model-path "$T" --load-format dummy --attention-backend "$BACKEND" --mem-fraction-static "${MEM_FRACTION:-0.16}"
         --host 127.0.0.1 --log-level info)
 SPEC=(--speculative-algorithm DFLASH --speculative-draft-model-path "$D" --speculative-draft-load-format dummy
       --speculative-num-draft-tokens 16 --speculative-draft-attention-backend "$BACKEND")
@@ -35,17 +35,21 @@ start() {  # name impl acc
   fi
   echo "$!" >"$OUT/logs/$name.pid"
 }
-start baseline none 0
-start builtin_acc1 builtin 1
-start builtin_acc6.44 builtin 6.44
-start ours_acc1 sglang_dflash 1
-start ours_acc6.44 sglang_dflash 6.44
+SERVERS=${SERVERS:-baseline builtin_acc1 builtin_acc6.44 ours_acc1 ours_acc6.44}
+for name in $SERVERS; do
+  case $name in
+    baseline) start baseline none 0 ;;
+    builtin_acc*) start "$name" builtin "${name#builtin_acc}" ;;
+    ours_acc*) start "$name" sglang_dflash "${name#ours_acc}" ;;
+  esac
+  sleep "${STAGGER_S:-0}"
+done
 
 healthy() {  # url -> exit 0 when /health answers 200 (no curl needed)
   python3 -c "import sys,urllib.request; sys.exit(urllib.request.urlopen(sys.argv[1]+'/health',timeout=3).status!=200)" "$1" 2>/dev/null
 }
 urls=()
-for name in baseline builtin_acc1 builtin_acc6.44 ours_acc1 ours_acc6.44; do
+for name in $SERVERS; do
   url="http://127.0.0.1:${PORT[$name]}"
   for _ in $(seq 1 240); do
     healthy "$url" && break
