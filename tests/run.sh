@@ -10,7 +10,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "== creating $VENV"
   "$PY" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+"$VENV/bin/python" -m pip install -q --upgrade pip "setuptools>=61" wheel >/dev/null
 if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   echo "== installing torch (CPU build)"
   "$VENV/bin/pip" install -q torch==2.13.0
