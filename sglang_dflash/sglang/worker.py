@@ -84,6 +84,10 @@ class DFlashWorker(BaseSpecWorker):
 
         target_runner = target_worker.model_runner
         target_model = target_runner.model
+        if int(ps.tp_size) != 1:
+            # TODO(gpu issue): vocab-parallel draft argmax (per-rank max + all-gather).
+            raise NotImplementedError("sglang-dflash: tensor parallelism > 1 is not supported "
+                                      f"yet (got tp_size={ps.tp_size})")
         self.block_size = self._resolve_block_size(server_args)
         self.speculative_num_draft_tokens = self.block_size
         if server_args.speculative_draft_window_size is not None:
@@ -126,10 +130,11 @@ class DFlashWorker(BaseSpecWorker):
         if lm_head is None or getattr(lm_head, "weight", None) is None:
             raise RuntimeError("sglang-dflash: the target model exposes no `lm_head.weight` "
                                "for the drafter to borrow")
-        self.lm_head_weight = lm_head.weight  # [V (this rank), H]
-        if int(ps.tp_size) != 1:
-            # TODO(gpu issue): vocab-parallel argmax (per-rank max + all-gather).
-            raise NotImplementedError("sglang-dflash: tensor parallelism > 1 is not supported yet")
+        # Only the real vocabulary rows: SGLang pads the LM head (to a multiple of 64 rows),
+        # and a zero padding row could win the argmax when every real logit is negative.
+        vocab = int(getattr(lm_head, "org_vocab_size", lm_head.weight.shape[0]))
+        vocab = min(vocab, int(target_runner.model_config.vocab_size))
+        self.lm_head_weight = lm_head.weight[:vocab]  # [V, H]
 
         self._block_offsets = torch.arange(self.block_size, device=self.device)  # [B]
         self._generator = torch.Generator(device=self.device)
