@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .sampling import SamplingParams, sample, target_probs
+from .sampling import SamplingParams, target_probs
 
 
 @dataclass
@@ -52,21 +52,33 @@ def greedy_verify(draft: torch.Tensor, target_logits: torch.Tensor) -> VerifyRes
     return _result(draft, accept_len, bonus)
 
 
-def sampling_verify(draft: torch.Tensor, target_probs_: torch.Tensor,
-                    generator: torch.Generator | None = None) -> VerifyResult:
-    """draft [b, B-1] ids, target_probs_ [b, B, V] (rows already through temperature/top-k/...)."""
+def inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """probs [b, V] (unnormalised is fine), u [b] uniforms in [0, 1) -> token ids [b]:
+    the first token whose running mass exceeds u * total."""
+    cdf = probs.cumsum(dim=-1)
+    goal = (u * cdf[:, -1]).unsqueeze(1)
+    idx = torch.searchsorted(cdf, goal, right=True).squeeze(1).clamp(max=probs.shape[-1] - 1)
+    last_nonzero = (probs > 0).long().cumsum(-1).argmax(-1)    # rounding guard: never a zero-mass token
+    return torch.where(probs.gather(1, idx.unsqueeze(1)).squeeze(1) > 0, idx, last_nonzero)
+
+
+def sampling_verify(draft: torch.Tensor, target_probs_: torch.Tensor, generator: torch.Generator | None = None,
+                    uniforms: tuple[torch.Tensor, torch.Tensor] | None = None) -> VerifyResult:
+    """draft [b, B-1] ids, target_probs_ [b, B, V] (rows already through temperature/top-k/...).
+    uniforms: (accept_u [b, B-1], bonus_u [b]) in [0, 1) to make the draw reproducible
+    (the Triton kernel is tested against this function with the same uniforms)."""
     b, n = draft.shape
+    if uniforms is None:
+        uniforms = (torch.rand((b, n), generator=generator, device=draft.device),
+                    torch.rand((b,), generator=generator, device=draft.device))
+    accept_u, bonus_u = uniforms
     p_draft = target_probs_[:, :-1].gather(2, draft.unsqueeze(-1)).squeeze(-1)   # [b, B-1]
-    u = torch.rand((b, n), generator=generator, device=draft.device)
-    accept_len = leading_true(u < p_draft)
+    accept_len = leading_true(accept_u < p_draft)
     row = target_probs_.gather(1, accept_len.view(b, 1, 1).expand(-1, 1, target_probs_.shape[-1])).squeeze(1)
     rejected = accept_len < n                                  # [b]: some draft was refused
     refused = draft.gather(1, accept_len.clamp(max=n - 1).unsqueeze(1))            # [b, 1]
-    residual = row.scatter(1, refused, 0.0)
-    residual = torch.where(rejected.unsqueeze(1), residual, row)
-    total = residual.sum(dim=1, keepdim=True)
-    residual = torch.where(total > 0, residual / total.clamp_min(1e-30), row)  # guard: p(d)=1 rounding
-    bonus = sample(residual, generator)
+    residual = torch.where(rejected.unsqueeze(1), row.scatter(1, refused, 0.0), row)
+    bonus = inverse_cdf(residual, bonus_u)
     return _result(draft, accept_len, bonus)
 
 

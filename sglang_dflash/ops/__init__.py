@@ -1,0 +1,1 @@
+"""Checked wrappers around the Triton kernels in the repository's `kernels/` folder."""

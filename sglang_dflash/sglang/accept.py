@@ -1,0 +1,57 @@
+"""The accept step of ``DFlashWorker``: SGLang batch state in, ``StepOutcome`` out.
+
+The decision itself is the core verifier (``sglang_dflash.verify``): greedy when every
+request is greedy, otherwise exact per-row rejection sampling against the target
+distribution built with SGLang's sampling semantics (``sglang_dflash.sampling``).
+Greedy requests inside a sampled batch are point masses there, so they stay greedy.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..sampling import SamplingParams, target_probs
+from ..verify import VerifyResult, greedy_verify, sampling_verify
+from .state import StepOutcome
+
+
+def sampling_params_from(sampling_info) -> SamplingParams:
+    """SGLang ``SamplingBatchInfo`` -> our per-row ``SamplingParams``.
+
+    SGLang stores a greedy request as ``top_k == 1`` with temperature reset to 1.0;
+    we map it back to temperature 0 (our greedy marker)."""
+    top_k = sampling_info.top_ks.view(-1).to(torch.long)
+    temperature = sampling_info.temperatures.view(-1).to(torch.float32)
+    temperature = torch.where(top_k == 1, torch.zeros_like(temperature), temperature)
+    return SamplingParams(
+        temperature=temperature,
+        top_k=top_k,
+        top_p=sampling_info.top_ps.view(-1).to(torch.float32),
+        min_p=sampling_info.min_ps.view(-1).to(torch.float32),
+    )
+
+
+def verify_step(
+    block_tokens: torch.Tensor,  # [bs, B] anchor + drafts, the verified chain
+    logits: torch.Tensor,        # [bs * B, V] target logits after SGLang's logit adjustments
+    sampling_info,               # SGLang SamplingBatchInfo or None
+    generator: torch.Generator | None,
+) -> VerifyResult:
+    bs, B = block_tokens.shape
+    drafts = block_tokens[:, 1:]
+    logits = logits.view(bs, B, -1)
+    if sampling_info is None or sampling_info.is_all_greedy:
+        return greedy_verify(drafts, logits)
+    params = sampling_params_from(sampling_info)
+    return sampling_verify(drafts, target_probs(logits, params), generator)
+
+
+def outcome_from(result: VerifyResult, prefix_lens: torch.Tensor) -> StepOutcome:
+    commit = (result.accept_len + 1).to(torch.int32)
+    return StepOutcome(
+        accept_len=result.accept_len.to(torch.int32),
+        commit_lens=commit,
+        bonus=result.bonus.to(torch.int64),
+        out_tokens=result.commit_tokens.clamp_min(0).to(torch.int64),
+        new_seq_lens=prefix_lens + commit.to(prefix_lens.dtype),
+    )

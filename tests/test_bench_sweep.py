@@ -1,0 +1,136 @@
+"""A whole sweep and its reports, against a loopback server and a dead URL."""
+
+import json
+
+import pytest
+
+from fake_openai_server import FakeServer
+from sglang_dflash.bench import report as rep
+from sglang_dflash.bench.cli import main
+from sglang_dflash.bench.client import RequestSpec
+from sglang_dflash.bench.runner import Workload, probe, requests_for_level, served_model_name
+from sglang_dflash.bench.sweep import Target, run_sweep
+
+
+@pytest.fixture(scope="module")
+def server():
+    with FakeServer(accept=4, slow_s=2.0) as s:
+        yield s
+
+
+def _work(texts, n=12, **kw):
+    specs = tuple(RequestSpec(text=t, messages=[{"role": "user", "content": t}], max_tokens=n)
+                  for t in texts)
+    return Workload(specs=specs, progress=False, warmup=1, **kw)
+
+
+def test_requests_per_level_default():
+    assert requests_for_level(1, None, 10) == 10
+    assert requests_for_level(32, None, 10) == 128
+    assert requests_for_level(8, 5, 100) == 5
+
+
+def test_probe_and_model_name(server):
+    assert probe(server.url) is None
+    assert "Connection refused" in probe("http://127.0.0.1:9", timeout=1)
+    assert served_model_name(server.url) == "fake-model"
+    assert served_model_name("http://127.0.0.1:9", timeout=1) is None
+
+
+def test_sweep_counts_failures_and_never_raises(server):
+    work = _work(["a b", "c d e", "f [500]", "g [slow]"], timeout=0.5)
+    servers, levels = run_sweep(
+        [Target("fake", url=server.url), Target("dead", url="http://127.0.0.1:9")],
+        work, concurrencies=[1, 4], num_requests=8)
+    assert [s["name"] for s in servers] == ["fake", "dead"]
+    assert "error" in servers[1] and "error" not in servers[0]
+    assert servers[0]["server_info"] == {"version": "0.5.17", "attention_backend": "fa3",
+                                         "tp_size": 1, "speculative_algorithm": "DFLASH",
+                                         "speculative_num_draft_tokens": 16,
+                                         "avg_spec_accept_length": 2.5}
+    assert servers[0]["server_avg_spec_accept_length"] == 2.5
+    assert [(lv.server, lv.concurrency) for lv in levels] == [
+        ("fake", 1), ("fake", 4), ("dead", 1), ("dead", 4)]
+    for lv in levels[:2]:
+        assert (lv.num_requests, lv.completed, lv.failed) == (8, 4, 4)
+        assert lv.errors == {"http_500": 2, "timeout": 2}
+        assert lv.output_tokens == 4 * 12
+        assert lv.accept_len_mean == pytest.approx(4.0)       # 12 tokens in 3 steps of 4
+        assert lv.ttft_ms["n"] == 4 and lv.itl_ms["n"] == 4 * 2
+    assert levels[3].errors == {"unreachable": 8} and levels[3].completed == 0
+
+
+def _report(levels, servers):
+    return {
+        "environment": {"gpus": [{"name": "H200"}], "cpu": "cpu", "date": "2026-01-01",
+                        "versions": {"sglang": "0.5.17"}, "sglang_dflash_commit": "abc"},
+        "workload": {"prompts": "mix", "num_prompts": 3, "api": "generate", "max_tokens": 12,
+                     "ignore_eos": True, "temperature": 0.0},
+        "servers": servers,
+        "results": [lv.to_dict() for lv in levels],
+    }
+
+
+def test_markdown_has_speedup_against_baseline(server):
+    work = _work(["a b"], timeout=5)
+    targets = [Target("baseline", url=server.url), Target("ours", url=server.url)]
+    servers, levels = run_sweep(targets, work, [1], num_requests=2)
+    levels[1].output_throughput = 2 * levels[0].output_throughput
+    table = rep.markdown_table(_report(levels, servers))
+    lines = table.strip().splitlines()
+    assert lines[0].startswith("| server | conc.")
+    assert lines[2].startswith("| baseline | 1 | 2 / 0 |") and lines[2].endswith("| 1.00x |")
+    assert lines[3].endswith("| 4.00 | 2.00x |")
+
+
+def test_cli_end_to_end_writes_json_markdown_png(server, tmp_path):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("one two\nthree four five\nsix [500]\n")
+    out = tmp_path / "out"
+    rc = main(["--url", f"fake={server.url}", "--url", "dead=http://127.0.0.1:9",
+               "--prompts", str(prompts), "--raw-prompts", "--concurrency", "1,2",
+               "--max-tokens", "9", "--num-requests", "6", "--warmup", "0",
+               "--out", str(out), "--no-progress", "--tag", "run", "--save-requests"])
+    assert rc == 1                                      # the dead server completed nothing
+    data = json.loads((out / "run.json").read_text())
+    assert data["schema"] == "sglang-dflash-bench/1"
+    env = data["environment"]
+    assert {"gpus", "cpu", "versions", "date", "python"} <= env.keys()
+    assert {"sglang", "torch", "sglang-dflash"} <= env["versions"].keys()
+    assert data["flags"]["max_tokens"] == 9 and data["flags"]["concurrency"] == "1,2"
+    assert data["workload"]["ignore_eos"] is True and data["workload"]["chat_template"] == "none"
+    fake = [r for r in data["results"] if r["server"] == "fake"]
+    assert [(r["completed"], r["failed"]) for r in fake] == [(4, 2), (4, 2)]
+    assert all(r["accept_len_mean"] == pytest.approx(3.0) for r in fake)   # 9 tokens / 3 steps
+    rows = [json.loads(line) for line in (out / "run.requests.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and {r["server"] for r in rows} == {"fake"}      # dead: none sent
+    assert sum(r["ok"] for r in rows) == 8 and all(r["verify_ct"] == 3 for r in rows if r["ok"])
+    md = (out / "run.md").read_text()
+    assert "- fake: sglang 0.5.17, attention fa3, DFLASH B=16, tp 1" in md
+    assert "| fake | 2 | 4 / 2 |" in md and "unreachable x6" in md and "http_500 x2" in md
+    pytest.importorskip("matplotlib")
+    png = out / "run.png"
+    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_chat_api_picks_model_name(server, tmp_path):
+    rc = main(["--url", server.url, "--api", "chat", "--prompts", "gsm", "--num-prompts", "2",
+               "--concurrency", "2", "--max-tokens", "5", "--warmup", "0",
+               "--out", str(tmp_path), "--no-progress",
+               "--chat-template-kwargs", '{"enable_thinking": false}'])
+    assert rc == 0
+    sent = server.requests[-1]
+    assert sent["model"] == "fake-model"
+    assert sent["chat_template_kwargs"] == {"enable_thinking": False}
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert data["workload"]["chat_template"] == "server"
+    assert data["results"][0]["accept_len_mean"] is None      # streamed chat: no meta_info
+
+
+def test_cli_rejects_bad_input(tmp_path):
+    with pytest.raises(SystemExit, match="--url or --launch"):
+        main(["--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="unknown configuration"):
+        main(["--launch", "turbo", "--model", "m", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="neither a file nor a named set"):
+        main(["--url", "http://127.0.0.1:9", "--prompts", "nope", "--out", str(tmp_path)])

@@ -1,0 +1,87 @@
+"""Triton step kernels vs the torch reference, on random inputs over batch and block sizes.
+
+On a CPU machine the kernels run in Triton's interpreter (TRITON_INTERPRET=1); on a GPU they run
+compiled. Skipped only when Triton itself is not installed.
+"""
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+pytest.importorskip("triton")
+
+from sglang_dflash.ops import step  # noqa: E402
+from sglang_dflash.sampling import SamplingParams, target_probs  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+CASES = [(1, 2), (3, 4), (8, 8), (5, 16), (33, 16)]
+
+
+def both(fn, *args):
+    return fn(*args, use_triton=True), fn(*args, use_triton=False)
+
+
+@pytest.mark.parametrize("b, B", CASES)
+def test_prepare_block(b, B):
+    g = torch.Generator().manual_seed(b * 100 + B)
+    anchor = torch.randint(0, 1000, (b,), generator=g).to(DEVICE)
+    committed = torch.randint(1, 500, (b,), generator=g).to(DEVICE)
+    (ids, pos), (ref_ids, ref_pos) = both(step.prepare_block, anchor, committed, B, 7)
+    assert torch.equal(ids, ref_ids) and torch.equal(pos, ref_pos)
+    assert ids[:, 0].tolist() == anchor.tolist() and (ids[:, 1:] == 7).all()
+
+
+@pytest.mark.parametrize("b, B", CASES)
+def test_greedy_accept(b, B):
+    g = torch.Generator().manual_seed(b * 10 + B)
+    best = torch.randint(0, 5, (b, B), generator=g)
+    draft = best[:, :-1].clone()
+    cut = torch.randint(0, B, (b,), generator=g)              # force every accept length to occur
+    for i in range(b):
+        if cut[i] < B - 1:
+            draft[i, cut[i]] = (best[i, cut[i]] + 1) % 5
+    committed = torch.randint(0, 100, (b,), generator=g)
+    fast, ref = both(step.greedy_accept, draft.to(DEVICE), best.to(DEVICE), committed.to(DEVICE))
+    for name in ("accept_len", "bonus", "commit_tokens", "new_len"):
+        assert torch.equal(getattr(fast, name), getattr(ref, name)), name
+    assert torch.equal(ref.accept_len.cpu(), cut.clamp(max=B - 1))
+
+
+@pytest.mark.parametrize("b, B", CASES)
+@pytest.mark.parametrize("V", [7, 300])
+def test_sampling_accept(b, B, V):
+    g = torch.Generator().manual_seed(b * 1000 + B * 10 + V)
+    logits = torch.randn(b, B, V, generator=g) * 2
+    params = SamplingParams.make(b, temperature=0.9, top_k=V // 2 + 1, top_p=0.95, min_p=0.01)
+    probs = target_probs(logits, params).contiguous()
+    # drafts: the target's favourite half the time, so all accept lengths show up
+    fav = probs[:, :-1].argmax(-1)
+    other = torch.randint(0, V, (b, B - 1), generator=g)
+    draft = torch.where(torch.rand(b, B - 1, generator=g) < 0.7, fav, other)
+    accept_u = torch.rand(b, B - 1, generator=g)
+    bonus_u = torch.rand(b, generator=g)
+    committed = torch.randint(0, 100, (b,), generator=g)
+    args = [t.to(DEVICE) for t in (draft, probs, accept_u, bonus_u, committed)]
+    fast, ref = both(step.sampling_accept, *args)
+    assert torch.equal(fast.accept_len, ref.accept_len)
+    assert torch.equal(fast.new_len, ref.new_len)
+    # the bonus is an inverse-CDF draw: float sums in another order may differ only at a boundary
+    differ = (fast.bonus != ref.bonus).sum().item()
+    assert differ <= max(1, b // 20)
+    same = fast.bonus == ref.bonus
+    assert torch.equal(fast.commit_tokens[same], ref.commit_tokens[same])
+    rows = torch.arange(b, device=fast.bonus.device)
+    assert (probs.to(DEVICE)[rows, fast.accept_len, fast.bonus] > 0).all()
+
+
+def test_wrappers_check_inputs():
+    with pytest.raises(ValueError, match="draft: expected shape"):
+        step.greedy_accept(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long),
+                           torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="probs: expected dtype"):
+        step.sampling_accept(torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 2, 4, dtype=torch.float64),
+                             torch.zeros(1, 1), torch.zeros(1), torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ValueError, match="block_size"):
+        step.prepare_block(torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long), 1, 0)

@@ -1,0 +1,147 @@
+"""The plugin's hooks inside a real SGLang 0.5.17 process (no server, no model).
+
+Runs in a subprocess of the SGLang interpreter with the CPU stubs on the path,
+because importing SGLang changes process-wide state (torch settings, logging).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+
+import pytest
+
+from cpu_sglang import e2e
+from cpu_sglang.server import cpu_env
+
+e2e.require_sglang()
+pytestmark = pytest.mark.sglang
+
+
+def _run(code: str, env: dict | None = None) -> str:
+    proc = subprocess.run([e2e.sglang_python(), "-c", textwrap.dedent(code)],
+                          env=cpu_env(env), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+CHECK = """
+    from sglang.srt.plugins.hook_registry import HookRegistry
+    from sglang_dflash.plugin import register
+    register()
+    HookRegistry.apply_hooks()
+    from sglang.srt.speculative.spec_info import SpeculativeAlgorithm
+    from sglang_dflash.sglang import hooks
+    assert hooks.create_worker_hook_installed()
+    from sglang.srt.arg_groups import speculative_hook
+    assert speculative_hook._handle_dflash(hooks.PROBE) == hooks.PROBE_ANSWER
+    cls = SpeculativeAlgorithm.DFLASH.create_worker(None)
+    print("DFLASH", cls.__module__ + "." + cls.__name__)
+    from types import SimpleNamespace
+    cls = SpeculativeAlgorithm.EAGLE.create_worker(SimpleNamespace(enable_multi_layer_eagle=False))
+    print("EAGLE", cls.__name__)
+"""
+
+
+def test_hooks_route_dflash_to_our_worker():
+    out = _run(CHECK)
+    assert "DFLASH sglang_dflash.sglang.worker.DFlashWorker" in out
+    assert "EAGLE EAGLEWorkerV2" in out  # other algorithms are untouched
+
+
+def test_builtin_switch():
+    out = _run(CHECK, env={"SGLANG_DFLASH_IMPL": "builtin"})
+    assert "DFLASH sglang.srt.speculative.dflash_worker_v2.DFlashWorkerV2" in out
+
+
+def test_register_imports_nothing_heavy():
+    out = _run("""
+        import sys
+        from sglang_dflash.plugin import register
+        register()
+        # (torch itself comes with `import sglang`, which SGLang has done before plugins run)
+        heavy = [m for m in ("sglang.srt.managers.scheduler", "sglang.srt.model_executor.model_runner",
+                             "sglang.srt.speculative.spec_info", "sglang_dflash.sglang.worker")
+                 if m in sys.modules]
+        print("HEAVY", heavy)
+    """)
+    assert "HEAVY []" in out
+
+
+def test_accept_step_matches_core_verifier():
+    out = _run("""
+        import torch
+        from types import SimpleNamespace
+        from sglang_dflash.sglang.accept import verify_step, outcome_from
+        from sglang_dflash.verify import greedy_verify
+        g = torch.Generator().manual_seed(0)
+        bs, B, V = 5, 4, 11
+        logits = torch.randn(bs * B, V, generator=g)
+        best = logits.view(bs, B, V).argmax(-1)
+        chain = torch.randint(0, V, (bs, B), generator=g)
+        chain[0, 1:] = best[0, :-1]          # all drafts right
+        chain[1, 1:3] = best[1, :2]          # two right, then wrong
+        chain[1, 3] = (best[1, 2] + 1) % V
+        greedy = SimpleNamespace(is_all_greedy=True)
+        res = verify_step(chain, logits, greedy, None)
+        ref = greedy_verify(chain[:, 1:], logits.view(bs, B, V))
+        assert torch.equal(res.accept_len, ref.accept_len) and torch.equal(res.bonus, ref.bonus)
+        o = outcome_from(res, torch.tensor([10, 20, 30, 40, 50]))
+        assert o.accept_len[0] == 3 and o.accept_len[1] == 2
+        assert torch.equal(o.commit_lens, (ref.accept_len + 1).int())
+        assert torch.equal(o.new_seq_lens, torch.tensor([10, 20, 30, 40, 50]) + o.commit_lens)
+        assert o.out_tokens[0].tolist() == chain[0, 1:].tolist() + [int(best[0, 3])]
+        print("OK")
+    """)
+    assert "OK" in out
+
+
+@pytest.mark.slow
+def test_offline_engine_uses_our_worker():
+    pair = e2e.steered_pair()
+    out = _run(f"""
+        import sglang
+        engine = sglang.Engine(
+            model_path={pair.target!r}, device="cpu", attention_backend="torch_native",
+            dtype="float32", max_total_tokens=4096, random_seed=7,
+            speculative_algorithm="DFLASH", speculative_draft_model_path={pair.drafters[4]!r},
+            speculative_num_draft_tokens=4, log_level="info")
+        try:
+            res = engine.generate({e2e.PROMPTS[:3]!r},
+                                  {{"temperature": 0, "max_new_tokens": 16, "ignore_eos": True}})
+            for r in res:
+                print("IDS", r["output_ids"], r["meta_info"]["spec_verify_ct"])
+        finally:
+            engine.shutdown()
+    """)
+    import torch
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(pair.target, dtype=torch.float32)
+    tok = transformers.AutoTokenizer.from_pretrained(pair.target)
+    lines = [line for line in out.splitlines() if line.startswith("IDS ")]
+    assert len(lines) == 3, out
+    for prompt, line in zip(e2e.PROMPTS[:3], lines):
+        ids = torch.tensor([tok.encode(prompt)])
+        with torch.no_grad():
+            ref = model.generate(ids, max_new_tokens=16, do_sample=False, eos_token_id=None,
+                                 pad_token_id=0)[0, ids.shape[1]:].tolist()
+        assert line.startswith(f"IDS {ref} "), (line, ref)
+
+
+def test_startup_fails_when_create_worker_hook_did_not_apply():
+    """SGLang swallows hook failures; ours must turn that into a startup error."""
+    out = _run("""
+        from types import SimpleNamespace
+        from sglang.srt.plugins.hook_registry import HookRegistry, HookType
+        from sglang_dflash.sglang import hooks
+        # as if the create_worker hook had failed to apply: only the other one is installed
+        HookRegistry.register(hooks.HANDLE_DFLASH, hooks.handle_dflash_around, HookType.AROUND)
+        HookRegistry.apply_hooks()
+        from sglang.srt.arg_groups import speculative_hook
+        try:
+            speculative_hook._handle_dflash(SimpleNamespace(device="cuda"))
+        except RuntimeError as e:
+            print("RAISED", e)
+    """)
+    assert "RAISED sglang-dflash: the hook on SpeculativeAlgorithm.create_worker did not apply" in out
