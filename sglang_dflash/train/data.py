@@ -128,25 +128,34 @@ def require_chat_template(tokenizer) -> None:
 
 def chat_example(tokenizer, messages, max_len: int) -> Example:
     """Render a conversation; loss on the tokens of each assistant turn (its closing tokens too,
-    unless the turn is marked truncated)."""
+    unless the turn is marked truncated).
+
+    Turns are located in the rendered text (the chat template must render a conversation's prefix
+    as a prefix of its text), then mapped to tokens through the fast tokenizer's character
+    offsets, so a token that straddles the header/reply boundary (say a merged blank line) is
+    simply not trained on."""
     require_chat_template(tokenizer)
     clean = [{"role": m["role"], "content": m["content"]} for m in messages]
-    ids = _template_ids(tokenizer, clean, False)
+
+    def text(msgs, gen):
+        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen)
+
+    full = text(clean, False)
+    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = list(enc["input_ids"]), enc["offset_mapping"]
     mask = [False] * len(ids)
     for i, m in enumerate(messages):
         if m["role"] != "assistant":
             continue
-        before = _template_ids(tokenizer, clean[:i], True)
-        upto = _template_ids(tokenizer, clean[: i + 1], False)
-        if ids[: len(before)] != before or ids[: len(upto)] != upto:
-            raise DataError("the chat template does not render conversations incrementally "
-                            "(a prefix of the conversation is not a prefix of its tokens); "
-                            "give prompt/response text instead")
-        end = len(upto)
-        if m.get("truncated"):
-            end = min(end, len(before) + len(tokenizer.encode(m["content"], add_special_tokens=False)))
-        for j in range(len(before), end):
-            mask[j] = True
+        before, upto = text(clean[:i], True), text(clean[: i + 1], False)
+        if not (full.startswith(before) and full.startswith(upto)):
+            raise DataError("the chat template does not render conversations incrementally (a prefix of "
+                            "the conversation is not a prefix of its text); give prompt/response text instead")
+        start = len(before)
+        end = start + len(m["content"]) if m.get("truncated") else len(upto)
+        for j, (a, _) in enumerate(offsets):
+            if start <= a < end:
+                mask[j] = True
     return Example(ids[:max_len], mask[:max_len])
 
 
