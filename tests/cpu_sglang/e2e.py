@@ -7,7 +7,7 @@ when SGLang is not installed, so the core suite runs without it.
 Environment:
   SGLANG_DFLASH_TEST_PYTHON  interpreter that has SGLang (default: the current one)
   SGLANG_DFLASH_TEST_MODELS  where the tiny models are built/cached
-                             (default: <tmp>/sglang-dflash-test-models)
+                             (default: <tmp>/sglang-dflash-test-models-v<builder version>)
   SGLANG_DFLASH_TEST_LOGS    where server logs go (default: <tmp>/sglang-dflash-test-logs)
 """
 
@@ -52,8 +52,10 @@ def require_sglang() -> None:
 
 
 def models_dir() -> str:
-    return os.environ.get("SGLANG_DFLASH_TEST_MODELS",
-                          os.path.join(tempfile.gettempdir(), "sglang-dflash-test-models"))
+    # the builder version is part of the default path, so a changed builder never reuses
+    # models cached by an older one
+    return os.environ.get("SGLANG_DFLASH_TEST_MODELS", os.path.join(
+        tempfile.gettempdir(), f"sglang-dflash-test-models-v{models.BUILDER_VERSION}"))
 
 
 def log_path(name: str) -> str:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
+BUILDER_VERSION = 1  # bump when the models built here change
 VOCAB_SIZE = 512
 EOS_ID = 2
 MASK_ID = 3
