@@ -202,3 +202,22 @@ def test_sliding_layer_mask():
     # query at position 6 (window 3): context 4, 5 and itself; causal inside the block
     assert sliding[0].tolist() == [False] * 4 + [True, True] + [True, False, False, False]
     assert sliding[3].tolist() == [False] * 6 + [False, True, True, True]
+
+
+@pytest.mark.parametrize("extra, theta", [
+    (dict(rope_theta=1000000.0), 1e6),
+    (dict(rope_theta=None, rope_parameters=dict(rope_theta=500000.0, rope_type="default")), 5e5),
+])
+def test_drafter_rope_uses_its_own_theta(extra, theta):
+    from sglang_dflash.model import Rotary
+    cfg = parse_drafter_config({**zlab_qwen3_8b_like(), **extra})
+    expected = 1.0 / (theta ** (torch.arange(0, 16, 2).float() / 16))
+    assert torch.allclose(Rotary(cfg).inv_freq, expected)
+
+
+def test_drafter_rope_scaling_is_applied():
+    from sglang_dflash.model import Rotary
+    plain = Rotary(parse_drafter_config(zlab_qwen3_8b_like()))
+    yarn = Rotary(parse_drafter_config({**zlab_qwen3_8b_like(), "rope_scaling": dict(
+        rope_type="yarn", factor=4.0, original_max_position_embeddings=1024)}))
+    assert not torch.allclose(plain.inv_freq, yarn.inv_freq) and yarn.scaling > 1.0
