@@ -30,14 +30,15 @@ import sglang_dflash  # noqa: E402
 DRAFTER = Path(sglang_dflash.__file__).parent / "assets" / "smollm2-drafter"
 BLOCK_SIZE = 8
 MAX_NEW = 96
-# The README's reference decoder measures 1.87 at block 8 (256 tokens, 32 prompts); these eight
-# give about 1.85. A worker that fed the drafter wrong context would sit near 1.0.
+# The drafter's README measures 1.87 at block 8 with the reference decoder (256 tokens, 32
+# prompts); these eight give about 1.85. A worker feeding the drafter wrong context sits near 1.0.
 MIN_MEAN_ACCEPT = 1.3
 CONVERSATIONS = [json.loads(line)["messages"]
                  for line in (DRAFTER / "heldout.jsonl").read_text().splitlines()[:8]]
 STREAMED = 2  # a math word problem with a system prompt: long answers, good acceptance
-# One OpenMP thread per server: it costs ~20% on an idle 2-core machine, but two threads slow
-# ~20x when anything else holds a core (each parallel region waits for a descheduled thread).
+# One OpenMP thread per server: it costs ~20% on an idle 2-core machine, but with two threads
+# decoding slowed ~20x in our runs whenever another process held a core (each parallel region
+# waits for a descheduled thread) and the requests timed out.
 SERVER_ENV = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
 
 
