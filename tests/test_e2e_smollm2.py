@@ -116,6 +116,8 @@ def test_trained_drafts_are_accepted(dflash):
         lengths.append(m["completion_tokens"] / m["spec_verify_ct"])
         assert m["spec_accept_length"] == pytest.approx(lengths[-1])
     mean = sum(lengths) / len(lengths)
+    print(f"SmolLM2 block {BLOCK_SIZE}: mean acceptance length {mean:.2f} (per conversation: "
+          + ", ".join(f"{x:.2f}" for x in lengths) + ")")
     assert mean > MIN_MEAN_ACCEPT, \
         f"mean acceptance length {mean:.2f} at block {BLOCK_SIZE}: " + \
         ", ".join(f"{x:.2f}" for x in lengths)
