@@ -62,10 +62,7 @@ def dflash(request, pair, reference):
 
 
 def test_our_worker_serves_dflash(dflash):
-    log = dflash.log_text()
-    assert f"{e2e.OUR_WORKER_LINE} block_size={dflash.block_size} " \
-           "draft_attention_backend=torch_native dtype=float32" in log
-    assert e2e.BUILTIN_WORKER_LINE not in log
+    e2e.assert_our_worker(dflash, dflash.block_size)
 
 
 def test_generate_batched_32_identical_and_drafts_accepted(dflash, reference):
@@ -156,12 +153,11 @@ def test_aborted_stream_frees_kv(dflash, reference):
 def core_reference(pair):
     """The core's plain reference loop (HF target + our PyTorch drafter), per block size."""
     torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     from sglang_dflash.model import DFlashDrafter
     from sglang_dflash.reference import generate
 
-    target = transformers.AutoModelForCausalLM.from_pretrained(pair.target, dtype=torch.float32)
-    tok = transformers.AutoTokenizer.from_pretrained(pair.target)
+    target, tok = e2e.load_hf(pair.target)
     prompts = [tok.encode(p) for p in e2e.PROMPTS[:6]]
     cache = {}
 

@@ -33,9 +33,7 @@ def pair():
 
 @pytest.fixture(scope="module")
 def hf_target(pair):
-    model = transformers.AutoModelForCausalLM.from_pretrained(pair.target, dtype=torch.float32)
-    tok = transformers.AutoTokenizer.from_pretrained(pair.target)
-    return model.eval(), tok
+    return e2e.load_hf(pair.target)
 
 
 @pytest.fixture(scope="module")

@@ -86,10 +86,7 @@ def dflash(smollm2_dir, reference):  # noqa: F811
 
 
 def test_our_worker_serves_the_trained_drafter(dflash):
-    log = dflash.log_text()
-    assert f"{e2e.OUR_WORKER_LINE} block_size={BLOCK_SIZE} " \
-           "draft_attention_backend=torch_native dtype=float32" in log
-    assert e2e.BUILTIN_WORKER_LINE not in log
+    e2e.assert_our_worker(dflash, BLOCK_SIZE)
 
 
 def test_chat_tokens_identical_to_plain_serving(dflash, reference):

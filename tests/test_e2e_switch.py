@@ -30,9 +30,8 @@ def pair():
 @pytest.fixture(scope="module")
 def hf_greedy(pair):
     torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    model = transformers.AutoModelForCausalLM.from_pretrained(pair.target, dtype=torch.float32)
-    tok = transformers.AutoTokenizer.from_pretrained(pair.target)
+    pytest.importorskip("transformers")
+    model, tok = e2e.load_hf(pair.target)
 
     def run(prompt: str, n: int) -> list[int]:
         ids = torch.tensor([tok.encode(prompt)])
@@ -47,12 +46,11 @@ def hf_greedy(pair):
 def _core_reference_steps(pair, prompts, max_new):
     """Verify steps per prompt of the core reference loop (HF target + our drafter)."""
     torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     from sglang_dflash.model import DFlashDrafter
     from sglang_dflash.reference import generate
 
-    target = transformers.AutoModelForCausalLM.from_pretrained(pair.target, dtype=torch.float32)
-    tok = transformers.AutoTokenizer.from_pretrained(pair.target)
+    target, tok = e2e.load_hf(pair.target)
     drafter = DFlashDrafter.from_pretrained(pair.drafters[BLOCK])
     with torch.no_grad():
         out = generate(target.eval(), drafter.eval(), [tok.encode(p) for p in prompts],

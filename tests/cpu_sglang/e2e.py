@@ -35,6 +35,23 @@ OUR_WORKER_LINE = "sglang-dflash worker started: impl=sglang_dflash.DFlashWorker
 BUILTIN_WORKER_LINE = "Initialized DFLASH draft runner."
 
 
+def assert_our_worker(server: Server, block_size: int) -> None:
+    """The server's log shows our worker (not SGLang's) started at this block size, fp32, CPU backend."""
+    log = server.log_text()
+    assert (f"{OUR_WORKER_LINE} block_size={block_size} "
+            "draft_attention_backend=torch_native dtype=float32") in log
+    assert BUILTIN_WORKER_LINE not in log
+
+
+def load_hf(model_dir: str):
+    """The target as Hugging Face loads it (fp32, eval) and its tokenizer: the plain baseline."""
+    import torch
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    return model.eval(), transformers.AutoTokenizer.from_pretrained(model_dir)
+
+
 def sglang_python() -> str:
     return os.environ.get("SGLANG_DFLASH_TEST_PYTHON", sys.executable)
 
