@@ -72,8 +72,10 @@ def test_accept_step_matches_core_verifier():
     out = _run("""
         import torch
         from types import SimpleNamespace
-        from sglang_dflash.sglang.accept import verify_step, outcome_from
-        from sglang_dflash.verify import greedy_verify
+        from sglang_dflash.sglang.accept import verify_step
+        from sglang_dflash.verify import greedy_verify, sampling_verify
+        from sglang_dflash.sampling import target_probs
+        from sglang_dflash.sglang.accept import sampling_params_from
         g = torch.Generator().manual_seed(0)
         bs, B, V = 5, 4, 11
         logits = torch.randn(bs * B, V, generator=g)
@@ -82,15 +84,25 @@ def test_accept_step_matches_core_verifier():
         chain[0, 1:] = best[0, :-1]          # all drafts right
         chain[1, 1:3] = best[1, :2]          # two right, then wrong
         chain[1, 3] = (best[1, 2] + 1) % V
+        prefix = torch.tensor([10, 20, 30, 40, 50])
         greedy = SimpleNamespace(is_all_greedy=True)
-        res = verify_step(chain, logits, greedy, None)
+        o = verify_step(chain, logits, greedy, None, prefix)
         ref = greedy_verify(chain[:, 1:], logits.view(bs, B, V))
-        assert torch.equal(res.accept_len, ref.accept_len) and torch.equal(res.bonus, ref.bonus)
-        o = outcome_from(res, torch.tensor([10, 20, 30, 40, 50]))
+        assert torch.equal(o.accept_len.long(), ref.accept_len) and torch.equal(o.bonus, ref.bonus)
         assert o.accept_len[0] == 3 and o.accept_len[1] == 2
         assert torch.equal(o.commit_lens, (ref.accept_len + 1).int())
-        assert torch.equal(o.new_seq_lens, torch.tensor([10, 20, 30, 40, 50]) + o.commit_lens)
+        assert torch.equal(o.new_seq_lens, prefix + o.commit_lens)
         assert o.out_tokens[0].tolist() == chain[0, 1:].tolist() + [int(best[0, 3])]
+        # sampling: the same uniforms (same generator state) give the core verifier's result
+        info = SimpleNamespace(is_all_greedy=False, top_ks=torch.full((bs,), 5),
+                               temperatures=torch.full((bs, 1), 0.8), top_ps=torch.full((bs,), 0.9),
+                               min_ps=torch.zeros(bs))
+        o = verify_step(chain, logits, info, torch.Generator().manual_seed(3), prefix)
+        probs = target_probs(logits.view(bs, B, V), sampling_params_from(info)).float()
+        g2 = torch.Generator().manual_seed(3)
+        u = (torch.rand((bs, B - 1), generator=g2), torch.rand((bs,), generator=g2))
+        ref = sampling_verify(chain[:, 1:].contiguous(), probs, uniforms=u)
+        assert torch.equal(o.accept_len.long(), ref.accept_len) and torch.equal(o.bonus, ref.bonus)
         print("OK")
     """)
     assert "OK" in out

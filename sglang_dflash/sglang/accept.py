@@ -1,7 +1,8 @@
 """The accept step of ``DFlashWorker``: SGLang batch state in, ``StepOutcome`` out.
 
-The decision itself is the core verifier (``sglang_dflash.verify``): greedy when every
-request is greedy, otherwise exact per-row rejection sampling against the target
+The decision itself is the core verifier (``sglang_dflash.verify``, run through the checked
+Triton step kernels of ``sglang_dflash.ops.step`` on GPU): greedy when every request is
+greedy, otherwise exact per-row rejection sampling against the target
 distribution built with SGLang's sampling semantics (``sglang_dflash.sampling``).
 Greedy requests inside a sampled batch are point masses there, so they stay greedy.
 """
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from ..ops import step as step_ops
 from ..sampling import SamplingParams, target_probs
-from ..verify import VerifyResult, greedy_verify, sampling_verify
 from .state import StepOutcome
 
 
@@ -36,17 +37,27 @@ def verify_step(
     logits: torch.Tensor,        # [bs * B, V] target logits after SGLang's logit adjustments
     sampling_info,               # SGLang SamplingBatchInfo or None
     generator: torch.Generator | None,
-) -> VerifyResult:
+    prefix_lens: torch.Tensor,   # [bs] committed lengths before the step
+) -> StepOutcome:
+    """The accept decision of one step, through the checked step kernels
+    (``sglang_dflash.ops.step``: Triton on GPU, the torch verifier elsewhere)."""
     bs, B = block_tokens.shape
-    drafts = block_tokens[:, 1:]
+    drafts = block_tokens[:, 1:].contiguous()
     logits = logits.view(bs, B, -1)
+    committed = prefix_lens.to(torch.int64)
     if sampling_info is None or sampling_info.is_all_greedy:
-        return greedy_verify(drafts, logits)
-    params = sampling_params_from(sampling_info)
-    return sampling_verify(drafts, target_probs(logits, params), generator)
+        result = step_ops.greedy_accept(drafts, logits.argmax(dim=-1), committed)
+    else:
+        probs = target_probs(logits, sampling_params_from(sampling_info)).float().contiguous()
+        accept_u = torch.rand((bs, B - 1), generator=generator, device=logits.device)
+        bonus_u = torch.rand((bs,), generator=generator, device=logits.device)
+        result = step_ops.sampling_accept(drafts, probs, accept_u, bonus_u, committed)
+    return outcome_from(result, prefix_lens)
 
 
-def outcome_from(result: VerifyResult, prefix_lens: torch.Tensor) -> StepOutcome:
+def outcome_from(result, prefix_lens: torch.Tensor) -> StepOutcome:
+    """``result``: anything with accept_len [bs], bonus [bs] and commit_tokens [bs, B]
+    (d_1 .. d_A, bonus, then -1), e.g. ``ops.step.StepOutput`` or ``verify.VerifyResult``."""
     commit = (result.accept_len + 1).to(torch.int32)
     return StepOutcome(
         accept_len=result.accept_len.to(torch.int32),

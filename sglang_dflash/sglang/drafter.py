@@ -42,6 +42,7 @@ from sglang.srt.model_executor.forward_batch_info import ForwardBatch
 from sglang.srt.model_loader.weight_utils import default_weight_loader
 
 from ..config import DFlashConfig, DFlashConfigError, parse_drafter_config
+from .context_kv import ContextKVWriter
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +187,8 @@ class SGLangDFlashDrafter(nn.Module):
         self.fc = nn.Linear(cfg.num_context_layers * cfg.hidden_size, cfg.hidden_size, bias=False)
         self.hidden_norm = RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps)
         self._embed = None  # the target's embedding module; bound by the worker
+        self._head = None   # DraftHead; bound by the worker when draft graphs are captured
+        self._kv_writer = None  # ContextKVWriter, built on first use after the weights load
 
     # ---- sharing with the target ----------------------------------------------------
     def bind_target_embedding(self, embed: nn.Module) -> None:
@@ -197,22 +200,27 @@ class SGLangDFlashDrafter(nn.Module):
         return self._embed
 
     # ---- forward ---------------------------------------------------------------------
+    def bind_draft_head(self, head) -> None:
+        """The worker's ``DraftHead``: recorded into the draft CUDA graph (see ``forward``)."""
+        self.__dict__["_head"] = head
+
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor,
-                forward_batch: ForwardBatch, input_embeds: torch.Tensor | None = None,
-                **unused) -> LogitsProcessorOutput:
+                forward_batch: ForwardBatch, **unused) -> LogitsProcessorOutput:
         # input_ids [n] block ids (anchor, MASK, ...), positions [n]; returns the final
         # normed hidden states [n, H] (logits come from the target's LM head).
-        if input_embeds is None:
-            if self._embed is None:
-                raise RuntimeError("DFlash drafter: target embedding not bound "
-                                   "(DFlashWorker.bind_target_embedding was not called)")
-            x = self._embed(input_ids)
-        else:
-            x = input_embeds
-        x = x.to(self.fc.weight.dtype)
+        # No `input_embeds` parameter on purpose: SGLang's draft graph runner would then feed
+        # a separate embedding buffer; the lookup lives inside the captured graph instead.
+        if self._embed is None:
+            raise RuntimeError("DFlash drafter: target embedding not bound "
+                               "(DFlashWorker.bind_target_embedding was not called)")
+        x = self._embed(input_ids).to(self.fc.weight.dtype)
         for layer in self.layers:
             x = layer(positions, x, forward_batch)
-        return LogitsProcessorOutput(next_token_logits=None, hidden_states=self.norm(x))
+        hidden = self.norm(x)
+        if self._head is not None and _capturing():
+            # inside graph capture: the proposals join the graph (DraftHead.out)
+            self._head.record(hidden)
+        return LogitsProcessorOutput(next_token_logits=None, hidden_states=hidden)
 
     def project_context(self, target_hidden: torch.Tensor) -> torch.Tensor:
         # target_hidden [n, K*H] captured target layer outputs -> ctx [n, H]
@@ -233,6 +241,19 @@ class SGLangDFlashDrafter(nn.Module):
         if target_hidden.shape[0] == 0:
             return
         ctx = self.project_context(target_hidden)
+        if self._kv_writer is None:
+            reason = ContextKVWriter.supported(self.layers)
+            self._kv_writer = ContextKVWriter(self.layers) if reason is None else False
+            if reason is not None:
+                logger.info("DFlash drafter: per-layer context K/V (%s)", reason)
+        if self._kv_writer:
+            self._kv_writer.write(ctx, positions, cache_loc, kv_pool)
+        else:
+            self.write_context_kv_per_layer(ctx, positions, cache_loc, kv_pool)
+
+    def write_context_kv_per_layer(self, ctx: torch.Tensor, positions: torch.Tensor,
+                                   cache_loc: torch.Tensor, kv_pool) -> None:
+        """The plain form of ``ContextKVWriter.write``: one layer at a time."""
         for layer in self.layers:
             attn = layer.self_attn
             k, v = attn.context_kv(ctx, positions)
@@ -241,6 +262,7 @@ class SGLangDFlashDrafter(nn.Module):
 
     # ---- weights ---------------------------------------------------------------------
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
+        self._kv_writer = None  # its stacked weights are copies: rebuild after a (re)load
         params = dict(self.named_parameters())
         loaded = set()
         for name, tensor in weights:
@@ -269,6 +291,10 @@ class SGLangDFlashDrafter(nn.Module):
             raise DFlashConfigError("checkpoint weights", "every drafter weight present",
                                     f"missing {missing[:6]}{' ...' if len(missing) > 6 else ''}",
                                     "drafter checkpoint")
+
+
+def _capturing() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 
 
 def register_drafter_model() -> None:

@@ -56,10 +56,13 @@ from sglang.srt.speculative.spec_utils import (
 )
 
 from ..config import DFlashConfigError, validate_against_target
-from .accept import outcome_from, verify_step
+from ..ops import step as step_ops
+from .accept import verify_step
+from .draft_head import DraftHead
 from .drafter import SGLangDFlashDrafter, register_drafter_model
 from .hooks import drafter_config_of
 from .state import DFlashStepInput, DraftBlock, StepOutcome
+from .step_timing import StepTimer
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +139,8 @@ class DFlashWorker(BaseSpecWorker):
         vocab = min(vocab, int(target_runner.model_config.vocab_size))
         self.lm_head_weight = lm_head.weight[:vocab]  # [V, H]
 
-        self._block_offsets = torch.arange(self.block_size, device=self.device)  # [B]
+        self.head = DraftHead(self.lm_head_weight, self.block_size, max_bs=0)  # eager only
+        self.timer = StepTimer.from_env(self.device)  # SGLANG_DFLASH_STEP_TIMING
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(int(server_args.random_seed or 0))
         self.dtype = self.draft_model_runner.dtype
@@ -195,8 +199,26 @@ class DFlashWorker(BaseSpecWorker):
         self._draft_worker.init_attention_backends()
 
     def init_cuda_graphs(self):
-        # TODO(gpu issue): capture the draft forward in TARGET_VERIFY mode.
-        self._draft_worker.init_cuda_graphs(capture_decode_cuda_graph=False)
+        """Capture the draft forward (TARGET_VERIFY over ``bs * B`` block tokens) at every
+        batch size SGLang captures for decode, with the LM head and argmax folded into each
+        graph (``DraftHead``). SGLang skips the capture when CUDA graphs are disabled or the
+        device is not a GPU; larger batches, and such devices, run the same forward eagerly
+        and ``_draft`` computes the proposals outside the graph."""
+        if self.device.type == "cuda":
+            from sglang.srt.model_executor.runner.base_cuda_graph_runner import (
+                get_batch_sizes_to_capture,
+            )
+
+            capture_bs, _ = get_batch_sizes_to_capture(self.draft_model_runner, self.block_size)
+            self.head = DraftHead(self.lm_head_weight, self.block_size, max(capture_bs))
+            self.drafter.bind_draft_head(self.head)
+        self._draft_worker.init_cuda_graphs(capture_decode_cuda_graph=True)
+        runner = self.draft_model_runner.decode_cuda_graph_runner
+        captured = sorted(getattr(runner, "capture_bs", []) or [])
+        if self.ps.tp_rank == 0:
+            logger.info("sglang-dflash draft CUDA graphs: %s",
+                        f"batch sizes {captured[0]}..{captured[-1]} ({len(captured)} graphs)"
+                        if captured else "none (eager draft forward)")
 
     def clear_cache_pool(self):
         pass  # the target worker owns the shared allocator and cache
@@ -264,12 +286,17 @@ class DFlashWorker(BaseSpecWorker):
             # seq_lens may come from the previous overlap iteration's stream
             batch.seq_lens.record_stream(torch.cuda.current_stream())
 
+        timer = self.timer
+        timer.start()
         block = self._build_block(batch, draft_input.bonus_tokens)
+        timer.mark()  # block
         drafts = self._draft(batch, block, draft_input)                 # [bs, B-1]
         chain = torch.cat([block.block_ids[:, :1], drafts], dim=1)       # [bs, B]
+        timer.mark()  # draft
         grammar_tree = GrammarTree.from_linear_chain(chain) if batch.has_grammar else None
 
         logits_output, can_run_graph = self._verify(batch, block, chain)
+        timer.mark()  # verify
         logits = logits_output.next_token_logits                          # [bs*B, V]
         if batch.has_grammar:
             mask = build_grammar_vocab_mask(reqs=batch.reqs, tree=grammar_tree,
@@ -285,11 +312,12 @@ class DFlashWorker(BaseSpecWorker):
         if mask is not None:
             mask.apply(logits)
 
-        outcome = outcome_from(
-            verify_step(chain, logits, batch.sampling_info, self._generator), block.prefix_lens)
+        outcome = verify_step(chain, logits, batch.sampling_info, self._generator,
+                              block.prefix_lens)
         if SIMULATE_ACC_LEN > 0:
             outcome = self._simulate_acceptance(chain, logits, outcome, block.prefix_lens)
 
+        timer.mark()  # accept
         if on_publish is not None:
             on_publish(outcome.new_seq_lens)
 
@@ -301,6 +329,8 @@ class DFlashWorker(BaseSpecWorker):
                                       block.slots.reshape(-1),
                                       self.draft_model_runner.token_to_kv_pool)
         logits_output.hidden_states = None
+        timer.mark()  # context_kv
+        timer.end(chain.shape[0])
 
         return GenerationBatchResult(
             logits_output=logits_output,
@@ -315,11 +345,11 @@ class DFlashWorker(BaseSpecWorker):
     # ---- decode phases -------------------------------------------------------------------
     def _build_block(self, batch: ScheduleBatch, anchors: torch.Tensor) -> DraftBlock:
         prefix = batch.seq_lens.to(torch.int64)                               # [bs]
-        positions = prefix[:, None] + self._block_offsets                     # [bs, B]
+        block_ids, positions = step_ops.prepare_block(                        # [bs, B] each
+            anchors.to(torch.int64).contiguous(), prefix.contiguous(), self.block_size,
+            self.mask_token_id)
         req_to_token = self.model_runner.req_to_token_pool.req_to_token
         slots = req_to_token[batch.req_pool_indices.to(torch.int64)[:, None], positions]
-        block_ids = torch.full_like(positions, self.mask_token_id)
-        block_ids[:, 0] = anchors.to(torch.int64)
         return DraftBlock(block_ids=block_ids, positions=positions,
                           slots=slots.to(torch.int64), prefix_lens=prefix)
 
@@ -354,10 +384,9 @@ class DFlashWorker(BaseSpecWorker):
         )
         with torch.inference_mode():
             out = self.draft_model_runner.forward(forward_batch)
-        hidden = out.logits_output.hidden_states.view(bs, B, -1)[:, 1:]      # [bs, B-1, H]
-        # the target's LM head; argmax = the drafter's proposal at each position
-        logits = torch.matmul(hidden.to(self.lm_head_weight.dtype), self.lm_head_weight.t())
-        return logits.argmax(dim=-1)
+        if out.can_run_graph and self.head.max_bs >= bs:
+            return self.head.read(bs)  # written by the replayed graph
+        return self.head.propose(out.logits_output.hidden_states)
 
     def _verify(self, batch: ScheduleBatch, block: DraftBlock, chain: torch.Tensor):
         """TARGET_VERIFY of every block as one causal chain; returns (logits_output, graph?)."""

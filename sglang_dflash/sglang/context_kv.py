@@ -1,0 +1,71 @@
+"""Context K/V of every draft layer from one projection ("KV injection", fused).
+
+Each draft layer turns the projected target features ``ctx`` of committed tokens into
+keys and values: ``k = rope(k_norm(W_k ctx))``, ``v = W_v ctx``. Done layer by layer
+(``SGLangDFlashDrafter.write_context_kv_per_layer``) that is one QKV projection per layer,
+whose query third is thrown away, plus a norm, a rotation and a store: about thirty kernel
+launches per step for five layers. Here the key and value rows of all layers are stacked
+into one weight, so a single matmul produces every layer's K and V, one vectorised RMSNorm
+normalises all keys, and one RoPE call rotates them (all layers share the rotary
+embedding); only the stores remain per layer.
+
+Shapes: ``n`` tokens, ``L`` draft layers, ``kvh`` K/V heads on this rank, ``hd`` head dim.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class ContextKVWriter:
+    def __init__(self, layers):
+        attns = [layer.self_attn for layer in layers]
+        first = attns[0]
+        self.attns = attns
+        self.num_layers = len(attns)                      # L
+        self.kv_heads = first.num_kv_heads                # kvh
+        self.head_dim = first.head_dim                    # hd
+        self.rotary_emb = first.rotary_emb
+        self.eps = float(first.k_norm.variance_epsilon)
+        q_size = first.q_size
+        # w_kv [L * 2 * kvh * hd, H]: per layer its K rows then its V rows
+        self.w_kv = torch.cat([a.qkv_proj.weight[q_size:] for a in attns]).contiguous()
+        biases = [getattr(a.qkv_proj, "bias", None) for a in attns]
+        self.b_kv = (torch.cat([b[q_size:] for b in biases]).contiguous()
+                     if biases[0] is not None else None)
+        # k_norm_w [L, 1, hd] float32 (broadcast over heads)
+        self.k_norm_w = torch.stack([a.k_norm.weight.float() for a in attns]).unsqueeze(1)
+
+    @staticmethod
+    def supported(layers) -> str | None:
+        """None when the fused path applies to these layers, else the reason it does not."""
+        attns = [layer.self_attn for layer in layers]
+        if not attns:
+            return "no draft layers"
+        w = getattr(attns[0].qkv_proj, "weight", None)
+        if w is None or not torch.is_floating_point(w) or w.dtype == torch.float8_e4m3fn:
+            return "quantized or missing qkv_proj weight"
+        if any(a.rotary_emb is not attns[0].rotary_emb for a in attns):
+            return "layers with different rotary embeddings"
+        if any(a.k_norm.variance_epsilon != attns[0].k_norm.variance_epsilon for a in attns):
+            return "layers with different k_norm eps"
+        return None
+
+    @torch.no_grad()
+    def write(self, ctx: torch.Tensor, positions: torch.Tensor, cache_loc: torch.Tensor,
+              kv_pool) -> None:
+        """ctx [n, H] projected target features, positions [n], cache_loc [n] slot ids."""
+        n, L, kvh, hd = ctx.shape[0], self.num_layers, self.kv_heads, self.head_dim
+        kv = F.linear(ctx.to(self.w_kv.dtype), self.w_kv, self.b_kv).view(n, L, 2, kvh, hd)
+        k32 = kv[:, :, 0].float()                                           # [n, L, kvh, hd]
+        k32 = k32 * torch.rsqrt(k32.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        k = (k32 * self.k_norm_w).to(kv.dtype).reshape(n, L * kvh * hd)
+        # the rotary op rotates a query and a key together; a one-head scratch query
+        q_scratch = k.new_zeros(n, hd)
+        _, k = self.rotary_emb(positions, q_scratch, k)
+        k = k.reshape(n, L, kvh, hd).transpose(0, 1).contiguous()            # [L, n, kvh, hd]
+        v = kv[:, :, 1].transpose(0, 1).contiguous()                         # [L, n, kvh, hd]
+        for i, attn in enumerate(self.attns):
+            kv_pool.set_kv_buffer(attn.attn, cache_loc, k[i], v[i],
+                                  attn.attn.k_scale, attn.attn.v_scale)
