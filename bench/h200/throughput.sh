@@ -7,6 +7,9 @@
 # start-ups overlap) and are then measured one after another, so no two timings overlap.
 # Needs: SGLang 0.5.17 importable (source /tmp/gpu-env.sh after staging the bundle) and this repo.
 # Usage: bash bench/h200/throughput.sh OUTDIR [ATTENTION_BACKEND]
+# Env: SERVERS (subset of the five names below), CONCURRENCY (1,8,32), NUM_PROMPTS (8),
+#      MEM_FRACTION (0.16), STAGGER_S (0), STEP_TIMING (N: our servers log the per-step time
+#      split every N decode steps, summarised into OUTDIR/step_split.json; off when unset)
 set -uo pipefail
 OUT=${1:?usage: throughput.sh OUTDIR [attention backend]}
 BACKEND=${2:-triton}
@@ -30,7 +33,7 @@ start() {  # name impl acc
   if [ "$impl" = none ]; then
     python3 -m sglang.launch_server "${COMMON[@]}" --port "${PORT[$name]}" >"$OUT/logs/$name.log" 2>&1 &
   else
-    SGLANG_DFLASH_IMPL=$impl SGLANG_SIMULATE_ACC_LEN=$acc \
+    SGLANG_DFLASH_IMPL=$impl SGLANG_SIMULATE_ACC_LEN=$acc SGLANG_DFLASH_STEP_TIMING=${STEP_TIMING:-0} \
       python3 -m sglang.launch_server "${COMMON[@]}" "${SPEC[@]}" --port "${PORT[$name]}" >"$OUT/logs/$name.log" 2>&1 &
   fi
   echo "$!" >"$OUT/logs/$name.pid"
@@ -64,9 +67,12 @@ for name in $SERVERS; do
 done
 grep -h "sglang-dflash worker started" "$OUT"/logs/*.log || echo "note: no sglang-dflash start line found"
 
-python3 -m sglang_dflash.bench "${urls[@]}" --model "$T" --prompts mix --num-prompts 8 --max-tokens 256 \
-  --concurrency 1,8,32 --warmup 2 --no-progress --out "$OUT" --tag qwen3-8b-dummy-h200-$BACKEND
+python3 -m sglang_dflash.bench "${urls[@]}" --model "$T" --prompts mix --num-prompts "${NUM_PROMPTS:-8}" --max-tokens 256 \
+  --concurrency "${CONCURRENCY:-1,8,32}" --warmup 2 --no-progress --out "$OUT" --tag qwen3-8b-dummy-h200-$BACKEND
 rc=$?
+if [ -n "${STEP_TIMING:-}" ]; then
+  python3 -m sglang_dflash.bench.steptiming "$OUT"/logs/ours_*.log --out "$OUT/step_split.json" || true
+fi
 for pid in "$OUT"/logs/*.pid; do kill "$(cat "$pid")" 2>/dev/null; done
 wait 2>/dev/null
 exit $rc
