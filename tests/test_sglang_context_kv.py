@@ -1,5 +1,7 @@
 """The fused context-K/V writer (one projection for all draft layers) against the plain
-per-layer path, on the SGLang drafter class built from SGLang's own layers (CPU, fp32).
+per-layer path, on the SGLang drafter class built from SGLang's own layers (CPU, fp32):
+its torch form with a recording pool, and its Triton store (in Triton's interpreter) into a
+real SGLang KV pool.
 
 Also covers the DraftHead: its recorded buffer equals its eager proposals."""
 
@@ -67,6 +69,30 @@ SCRIPT = """
         assert torch.allclose(k1, k2, atol=1e-5, rtol=1e-5), (k1 - k2).abs().max()
         assert torch.allclose(v1, v2, atol=1e-5, rtol=1e-5), (v1 - v2).abs().max()
 
+    # the Triton store (TRITON_INTERPRET=1 here) into a real SGLang pool, vs set_kv_buffer
+    from sglang.srt.mem_cache.memory_pool import MHATokenToKVPool
+
+    def pool():
+        return MHATokenToKVPool(size=400, page_size=1, dtype=torch.float32, head_num=2,
+                                head_dim=16, layer_num=3, device="cpu",
+                                enable_memory_saver=False)
+    m._kv_writer = None
+    m.max_positions = 512
+    fused_pool, plain_pool = pool(), pool()
+    m.write_context_kv(feats, positions, loc, fused_pool)
+    assert m._kv_writer._kernel_ok is True
+    m.write_context_kv_per_layer(m.project_context(feats), positions, loc, plain_pool)
+    for i in range(3):
+        for get in ("get_key_buffer", "get_value_buffer"):
+            a, b = getattr(fused_pool, get)(i), getattr(plain_pool, get)(i)
+            assert torch.allclose(a, b, atol=1e-5, rtol=1e-5), (get, i, (a - b).abs().max())
+            assert a[loc].abs().sum() > 0
+    # a rotary cache shorter than the positions the server can reach: the torch path
+    m._kv_writer = None
+    m.max_positions = 10 ** 6
+    m.write_context_kv(feats, positions, loc, pool())
+    assert m._kv_writer._kernel_ok is False
+
     # DraftHead: the recorded buffer holds exactly the eager proposals
     weight = torch.randn(100, 64)
     head = DraftHead(weight, block_size=4, max_bs=3)
@@ -87,7 +113,7 @@ SCRIPT = """
 def test_fused_context_kv_matches_per_layer(bias):
     target = e2e.steered_pair().target  # any local model: ServerArgs needs a real path
     code = textwrap.dedent(SCRIPT).format(port=free_port(), target=target, bias=bias)
-    proc = subprocess.run([e2e.sglang_python(), "-c", code], env=cpu_env(),
+    proc = subprocess.run([e2e.sglang_python(), "-c", code], env=cpu_env({"TRITON_INTERPRET": "1"}),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "OK" in proc.stdout

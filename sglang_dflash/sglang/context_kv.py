@@ -7,7 +7,9 @@ whose query third is thrown away, plus a norm, a rotation and a store: about thi
 launches per step for five layers. Here the key and value rows of all layers are stacked
 into one weight, so a single matmul produces every layer's K and V, one vectorised RMSNorm
 normalises all keys, and one RoPE call rotates them (all layers share the rotary
-embedding); only the stores remain per layer.
+embedding); only the stores remain per layer. On a GPU with a plain (unquantized, NHD)
+KV pool, norm + RoPE + store run as one Triton kernel per layer
+(``sglang_dflash.ops.context_kv``), so a step costs the matmul and L small launches.
 
 Shapes: ``n`` tokens, ``L`` draft layers, ``kvh`` K/V heads on this rank, ``hd`` head dim.
 """
@@ -17,9 +19,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..ops.context_kv import store_context_kv
+from ..ops.loader import triton_available
+
 
 class ContextKVWriter:
-    def __init__(self, layers):
+    def __init__(self, layers, max_positions: int):
+        self.max_positions = int(max_positions)   # every position a token can have
         attns = [layer.self_attn for layer in layers]
         first = attns[0]
         self.attns = attns
@@ -36,6 +42,7 @@ class ContextKVWriter:
                      if biases[0] is not None else None)
         # k_norm_w [L, 1, hd] float32 (broadcast over heads)
         self.k_norm_w = torch.stack([a.k_norm.weight.float() for a in attns]).unsqueeze(1)
+        self._kernel_ok: bool | None = None  # decided on the first write (needs the pool)
 
     @staticmethod
     def supported(layers) -> str | None:
@@ -58,6 +65,16 @@ class ContextKVWriter:
         """ctx [n, H] projected target features, positions [n], cache_loc [n] slot ids."""
         n, L, kvh, hd = ctx.shape[0], self.num_layers, self.kv_heads, self.head_dim
         kv = F.linear(ctx.to(self.w_kv.dtype), self.w_kv, self.b_kv).view(n, L, 2, kvh, hd)
+        if self._kernel_ok is None:
+            self._kernel_ok = self._kernel_applies(kv_pool, ctx.device)
+        if self._kernel_ok:
+            cos_sin = self.rotary_emb.cos_sin_cache
+            for i, attn in enumerate(self.attns):
+                layer_id = attn.attn.layer_id
+                store_context_kv(kv, i, self.k_norm_w[i, 0], cos_sin, positions, cache_loc,
+                                 kv_pool.get_key_buffer(layer_id),
+                                 kv_pool.get_value_buffer(layer_id), self.eps)
+            return
         k32 = kv[:, :, 0].float()                                           # [n, L, kvh, hd]
         k32 = k32 * torch.rsqrt(k32.pow(2).mean(dim=-1, keepdim=True) + self.eps)
         k = (k32 * self.k_norm_w).to(kv.dtype).reshape(n, L * kvh * hd)
@@ -69,3 +86,29 @@ class ContextKVWriter:
         for i, attn in enumerate(self.attns):
             kv_pool.set_kv_buffer(attn.attn, cache_loc, k[i], v[i],
                                   attn.attn.k_scale, attn.attn.v_scale)
+
+    def _kernel_applies(self, kv_pool, device) -> bool:
+        """The fused store writes rows straight into the pool's per-layer buffers, so it
+        needs a plain pool (one [slots, kvh, hd] tensor per layer, no quantization or
+        scales) and a plain NeoX rotary cache covering every position."""
+        rope = self.rotary_emb
+        cache = getattr(rope, "cos_sin_cache", None)
+        attn0 = self.attns[0].attn
+        try:
+            k_buf = kv_pool.get_key_buffer(attn0.layer_id)
+        except Exception:  # pools without per-layer buffers (e.g. hybrid / offloaded)
+            return False
+        return bool(
+            triton_available(device)
+            and not getattr(kv_pool, "is_quantized_kv_cache", False)
+            and getattr(kv_pool, "store_dtype", None) == getattr(kv_pool, "dtype", None)
+            and not getattr(kv_pool, "use_hnd", False)
+            and isinstance(k_buf, torch.Tensor)
+            and tuple(k_buf.shape[1:]) == (self.kv_heads, self.head_dim)
+            and all(getattr(a.attn, s, None) in (None, 1.0)
+                    for a in self.attns for s in ("k_scale", "v_scale"))
+            and getattr(rope, "is_neox_style", False)
+            and getattr(rope, "rotary_dim", None) == self.head_dim
+            and isinstance(cache, torch.Tensor) and cache.ndim == 2
+            and cache.shape[1] == self.head_dim
+            and cache.shape[0] >= self.max_positions)

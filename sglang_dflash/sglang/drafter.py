@@ -189,6 +189,7 @@ class SGLangDFlashDrafter(nn.Module):
         self._embed = None  # the target's embedding module; bound by the worker
         self._head = None   # DraftHead; bound by the worker when draft graphs are captured
         self._kv_writer = None  # ContextKVWriter, built on first use after the weights load
+        self.max_positions = cfg.max_position_embeddings  # raised by the worker to its context
 
     # ---- sharing with the target ----------------------------------------------------
     def bind_target_embedding(self, embed: nn.Module) -> None:
@@ -243,7 +244,8 @@ class SGLangDFlashDrafter(nn.Module):
         ctx = self.project_context(target_hidden)
         if self._kv_writer is None:
             reason = ContextKVWriter.supported(self.layers)
-            self._kv_writer = ContextKVWriter(self.layers) if reason is None else False
+            self._kv_writer = (ContextKVWriter(self.layers, self.max_positions)
+                               if reason is None else False)
             if reason is not None:
                 logger.info("DFlash drafter: per-layer context K/V (%s)", reason)
         if self._kv_writer:

@@ -127,6 +127,10 @@ class DFlashWorker(BaseSpecWorker):
                 f"sglang-dflash: the draft checkpoint loaded as {type(self.drafter).__name__}, "
                 f"expected SGLangDFlashDrafter (architectures must be ['DFlashDraftModel'])")
 
+        # Positions can reach the served context length, which may exceed the drafter's
+        # own max_position_embeddings (the fused context-K/V store checks its RoPE cache).
+        self.drafter.max_positions = max(int(self.dflash.max_position_embeddings),
+                                         int(target_runner.model_config.context_len))
         # Share the target's embedding and LM head.
         self.drafter.bind_target_embedding(target_model.get_input_embeddings())
         lm_head = getattr(target_model, "lm_head", None)
