@@ -3,13 +3,14 @@
 # no speculation, SGLang's built-in DFLASH and ours, at SGLANG_SIMULATE_ACC_LEN 1 and 6.44,
 # concurrency 1, 8, 32, 256 output tokens (ignore_eos).
 #
-# The five servers start side by side (each with a slice of GPU memory, so their ~1-2 min
-# start-ups overlap) and are then measured one after another, so no two timings overlap.
+# The five servers run side by side (started one after another, see below) and are measured one
+# after another, so no two timings overlap.
 # Needs: SGLang 0.5.17 importable (source /tmp/gpu-env.sh after staging the bundle) and this repo.
 # Usage: bash bench/h200/throughput.sh OUTDIR [ATTENTION_BACKEND]
 # Env: SERVERS (subset of the five names below), CONCURRENCY (1,8,32), NUM_PROMPTS (8),
-#      MEM_FRACTION (0.16), STAGGER_S (0), STEP_TIMING (N: our servers log the per-step time
-#      split every N decode steps, summarised into OUTDIR/step_split.json; off when unset)
+#      BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0),
+#      STEP_TIMING (N: our servers log the per-step time split every N decode steps,
+#      summarised into OUTDIR/step_split.json; off when unset)
 set -uo pipefail
 OUT=${1:?usage: throughput.sh OUTDIR [attention backend]}
 BACKEND=${2:-triton}
@@ -22,47 +23,66 @@ python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >/dev/n
 python3 bench/h200/make_models.py /tmp/h200-models >/dev/null
 T=/tmp/h200-models/qwen3-8b-dummy
 D=/tmp/h200-models/dflash-b16-dummy
-COMMON=(--model-path "$T" --load-format dummy --attention-backend "$BACKEND" --mem-fraction-static "${MEM_FRACTION:-0.16}"
-        --host 127.0.0.1 --log-level info)
+# Servers start one after another, each once the previous one answers /health, and each gets
+# a fixed memory budget (BUDGET_GB, default 26: weights ~18 GB + KV cache + graphs) expressed as
+# the fraction of the memory free at its launch: SGLang sizes its KV pool from the free memory
+# it sees, so servers starting side by side race for it. The prefill CUDA graph is off for every
+# server (PREFILL_GRAPH=1 keeps it): its capture takes ~85 s and ~23 GB per server and it only
+# runs prefills, the same for all configurations.
+COMMON=(--model-path "$T" --load-format dummy --attention-backend "$BACKEND" --host 127.0.0.1 --log-level info)
+[ "${PREFILL_GRAPH:-0}" = 1 ] || COMMON+=(--disable-prefill-cuda-graph)
 SPEC=(--speculative-algorithm DFLASH --speculative-draft-model-path "$D" --speculative-draft-load-format dummy
       --speculative-num-draft-tokens 16 --speculative-draft-attention-backend "$BACKEND")
+LOGS=$OUT/logs
+PIDS=$(mktemp -d /tmp/h200-bench-pids.XXXX)
 
+fraction() {  # BUDGET_GB as a fraction of the GPU memory free now (or MEM_FRACTION if set)
+  if [ -n "${MEM_FRACTION:-}" ]; then echo "$MEM_FRACTION"; return; fi
+  python3 - "${BUDGET_GB:-26}" <<'PY'
+import sys, torch
+free, _ = torch.cuda.mem_get_info()
+print(f"{min(0.9, float(sys.argv[1]) * 2**30 / free):.3f}")
+PY
+}
+healthy() {  # url -> exit 0 when /health answers 200 (no curl needed)
+  python3 -c "import sys,urllib.request; sys.exit(urllib.request.urlopen(sys.argv[1]+'/health',timeout=3).status!=200)" "$1" 2>/dev/null
+}
 declare -A PORT=([baseline]=31000 [builtin_acc1]=31001 [builtin_acc6.44]=31002 [ours_acc1]=31003 [ours_acc6.44]=31004)
 start() {  # name impl acc
-  local name=$1 impl=$2 acc=$3
+  local name=$1 impl=$2 acc=$3 frac
+  frac=$(fraction)
+  echo "starting $name (--mem-fraction-static $frac)"
   if [ "$impl" = none ]; then
-    python3 -m sglang.launch_server "${COMMON[@]}" --port "${PORT[$name]}" >"$OUT/logs/$name.log" 2>&1 &
+    python3 -m sglang.launch_server "${COMMON[@]}" --mem-fraction-static "$frac" --port "${PORT[$name]}" \
+      >"$LOGS/$name.log" 2>&1 &
   else
     SGLANG_DFLASH_IMPL=$impl SGLANG_SIMULATE_ACC_LEN=$acc SGLANG_DFLASH_STEP_TIMING=${STEP_TIMING:-0} \
-      python3 -m sglang.launch_server "${COMMON[@]}" "${SPEC[@]}" --port "${PORT[$name]}" >"$OUT/logs/$name.log" 2>&1 &
+      python3 -m sglang.launch_server "${COMMON[@]}" "${SPEC[@]}" --mem-fraction-static "$frac" \
+      --port "${PORT[$name]}" >"$LOGS/$name.log" 2>&1 &
   fi
-  echo "$!" >"$OUT/logs/$name.pid"
+  echo "$!" >"$PIDS/$name"
+}
+wait_up() {  # name -> 0 when healthy, 1 when the server died or timed out
+  local url="http://127.0.0.1:${PORT[$1]}"
+  for _ in $(seq 1 240); do
+    healthy "$url" && return 0
+    kill -0 "$(cat "$PIDS/$1")" 2>/dev/null || return 1
+    sleep 2
+  done
+  return 1
 }
 SERVERS=${SERVERS:-baseline builtin_acc1 builtin_acc6.44 ours_acc1 ours_acc6.44}
+urls=()
 for name in $SERVERS; do
   case $name in
     baseline) start baseline none 0 ;;
     builtin_acc*) start "$name" builtin "${name#builtin_acc}" ;;
     ours_acc*) start "$name" sglang_dflash "${name#ours_acc}" ;;
   esac
-  sleep "${STAGGER_S:-0}"
-done
-
-healthy() {  # url -> exit 0 when /health answers 200 (no curl needed)
-  python3 -c "import sys,urllib.request; sys.exit(urllib.request.urlopen(sys.argv[1]+'/health',timeout=3).status!=200)" "$1" 2>/dev/null
-}
-urls=()
-for name in $SERVERS; do
-  url="http://127.0.0.1:${PORT[$name]}"
-  for _ in $(seq 1 240); do
-    healthy "$url" && break
-    kill -0 "$(cat "$OUT/logs/$name.pid")" 2>/dev/null || break
-    sleep 2
-  done
-  if healthy "$url"; then
-    echo "up: $name"; urls+=(--url "$name=$url")
+  if wait_up "$name"; then
+    echo "up: $name ($SECONDS s)"; urls+=(--url "$name=http://127.0.0.1:${PORT[$name]}")
   else
-    echo "DOWN: $name"; tail -n 30 "$OUT/logs/$name.log"
+    echo "DOWN: $name"; tail -n 30 "$LOGS/$name.log"
   fi
 done
 grep -h "sglang-dflash worker started" "$OUT"/logs/*.log || echo "note: no sglang-dflash start line found"
@@ -73,6 +93,8 @@ rc=$?
 if [ -n "${STEP_TIMING:-}" ]; then
   python3 -m sglang_dflash.bench.steptiming "$OUT"/logs/ours_*.log --out "$OUT/step_split.json" || true
 fi
-for pid in "$OUT"/logs/*.pid; do kill "$(cat "$pid")" 2>/dev/null; done
+for pid in "$PIDS"/*; do kill "$(cat "$pid")" 2>/dev/null; done
 wait 2>/dev/null
+# the device tool returns at most 8 files: the server logs travel as one archive
+tar -czf "$OUT/server-logs.tar.gz" -C "$OUT" logs && rm -rf "$LOGS"
 exit $rc
