@@ -99,6 +99,22 @@ def build_tokenizer(out_dir: str):
     return fast
 
 
+# Shapes of the pairs. "tiny" is what the CPU tests use; "hd64" has head_dim 64, which SGLang's
+# CUDA kernels are built for (head_dim 16 sends RoPE to a fallback and is outside the range of
+# FlashInfer and FlashAttention), for the GPU suite.
+GEOMETRIES = {
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_attention_heads=4,
+                 num_key_value_heads=2, head_dim=16),
+    "hd64": dict(hidden_size=256, intermediate_size=512, num_attention_heads=4,
+                 num_key_value_heads=2, head_dim=64),
+}
+
+
+def _init_std(hidden_size: int) -> float:
+    """0.15 at hidden 64; scaled so wider models keep the same activation growth per layer."""
+    return 0.15 * (64 / hidden_size) ** 0.5
+
+
 def _target_config(**overrides):
     from transformers import Qwen3Config
 
@@ -142,7 +158,8 @@ class Pair:
     steer_token: int  # C, the token the drafter proposes
 
 
-def build_target(out_dir: str, tokenizer_dir: str, *, seed: int = 1, lam: float = 0.0):
+def build_target(out_dir: str, tokenizer_dir: str, *, seed: int = 1, lam: float = 0.0,
+                 geometry: str = "tiny"):
     """Random Qwen3 target; with ``lam > 0`` steered towards token C (see module doc).
 
     Returns (model, C)."""
@@ -150,8 +167,8 @@ def build_target(out_dir: str, tokenizer_dir: str, *, seed: int = 1, lam: float 
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     g = torch.Generator().manual_seed(seed)
-    model = Qwen3ForCausalLM(_target_config()).eval()
-    _randomize_(model, 0.15, g)
+    model = Qwen3ForCausalLM(_target_config(**GEOMETRIES[geometry])).eval()
+    _randomize_(model, _init_std(model.config.hidden_size), g)
     steer = _pick_steer_token(tok)
     if lam > 0:
         u = _mean_hidden_direction(model, tok)
@@ -192,10 +209,10 @@ def drafter_config(target_config, *, block_size: int, num_layers: int = 2,
         "model_type": "qwen3",
         "hidden_size": target_config.hidden_size,
         "num_hidden_layers": num_layers,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "head_dim": 16,
-        "intermediate_size": 128,
+        "num_attention_heads": target_config.num_attention_heads,
+        "num_key_value_heads": target_config.num_key_value_heads,
+        "head_dim": target_config.head_dim,
+        "intermediate_size": target_config.intermediate_size,
         "vocab_size": target_config.vocab_size,
         "rms_norm_eps": 1e-6,
         "rope_theta": 10000.0,
@@ -220,11 +237,13 @@ def build_drafter(out_dir: str, target_config, *, block_size: int, seed: int = 2
 
     cfg = drafter_config(target_config, block_size=block_size, num_layers=num_layers)
     g = torch.Generator().manual_seed(seed)
-    H, nh, nkv, hd, inter = 64, 4, 2, 16, 128
+    H, nh, nkv = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    hd, inter = cfg["head_dim"], cfg["intermediate_size"]
     K = len(cfg["dflash_config"]["target_layer_ids"])
+    std = _init_std(H)
 
     def rnd(*shape, scale=1.0):
-        return torch.randn(shape, generator=g) * 0.15 * scale
+        return torch.randn(shape, generator=g) * std * scale
 
     weights = {
         "fc.weight": rnd(H, K * H),
@@ -255,7 +274,7 @@ def build_drafter(out_dir: str, target_config, *, block_size: int, seed: int = 2
 
 
 def build_pair(root: str, *, name: str = "steered", lam: float = 1.6, seed: int = 1,
-               block_sizes=(4, 8, 16), draft_mix: float = 0.1) -> Pair:
+               block_sizes=(4, 8, 16), draft_mix: float = 0.1, geometry: str = "tiny") -> Pair:
     """Tokenizer + target + one drafter per block size under ``root`` (idempotent)."""
     tok_dir = os.path.join(root, "tokenizer")
     if not os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
@@ -263,7 +282,7 @@ def build_pair(root: str, *, name: str = "steered", lam: float = 1.6, seed: int 
     target_dir = os.path.join(root, f"{name}-target")
     meta_path = os.path.join(target_dir, "steer.json")
     if not os.path.exists(meta_path):
-        model, steer = build_target(target_dir, tok_dir, seed=seed, lam=lam)
+        model, steer = build_target(target_dir, tok_dir, seed=seed, lam=lam, geometry=geometry)
         with open(meta_path, "w") as f:
             json.dump({"steer_token": steer, "lam": lam, "seed": seed}, f)
     with open(meta_path) as f:
