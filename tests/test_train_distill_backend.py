@@ -44,15 +44,25 @@ def test_deadline_keeps_answered_conversations(tmp_path, smollm2):  # noqa: F811
     assert 2 <= len(out) < 10 and all(r["messages"][-1].get("truncated") for r in out)
 
 
-def test_sglang_generate_fn_reads_engine_outputs():
-    class Engine:
-        def generate(self, input_ids, sampling_params):
-            assert sampling_params["stop_token_ids"] == [2] and sampling_params["temperature"] == 0.0
-            return [{"output_ids": [5, 6, 2], "meta_info": {"finish_reason": {"type": "stop", "matched": 2}}},
-                    {"output_ids": [7, 8], "meta_info": {"finish_reason": {"type": "length", "length": 2}}}]
+def test_sglang_generate_fn_reads_engine_outputs_and_drops_late_ones():
+    import asyncio
 
-    gen = sglang_generate_fn(Engine(), max_new_tokens=2, temperature=0.0, top_p=1.0, eos_ids={2})
-    assert gen([[1], [1, 3]], 0) == [([5, 6], False), ([7, 8], True)]
+    class Engine:
+        loop = asyncio.new_event_loop()
+
+        async def async_generate(self, input_ids, sampling_params):
+            assert sampling_params["stop_token_ids"] == [2] and sampling_params["temperature"] == 0.0
+            if input_ids[0] == [9]:
+                await asyncio.sleep(5)  # past the deadline
+            return [{"output_ids": [5, 6, 2], "meta_info": {"finish_reason": {"type": "stop", "matched": 2}}},
+                    {"output_ids": [7, 8], "meta_info": {"finish_reason": {"type": "length", "length": 2}}}][
+                : len(input_ids)]
+
+    gen = sglang_generate_fn(Engine(), max_new_tokens=2, temperature=0.0, top_p=1.0, eos_ids={2},
+                             deadline=time.time() + 0.5, sub_batch=2)
+    t = time.time()
+    assert gen([[1], [1, 3], [9], [4]], 0) == [([5, 6], False), ([7, 8], True), None, None]
+    assert time.time() - t < 2
 
 
 def test_prompt_key_ignores_replies_and_category():
@@ -60,3 +70,14 @@ def test_prompt_key_ignores_replies_and_category():
     b = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
     assert prompt_key(a) == prompt_key(b) != prompt_key({"prompt": "ho"})
     assert json.loads(prompt_key(a)) == [["user", "hi"]]
+
+
+def test_unanswered_outputs_end_generation(tmp_path, smollm2):  # noqa: F811
+    _, tok = smollm2
+
+    def half(prompts, seed):
+        return [([100], False) if i % 2 == 0 else None for i in range(len(prompts))]
+
+    out = distill(None, tok, convs(6, turns=2), tmp_path / "c.jsonl", batch_size=100, generate_fn=half,
+                  eos_ids={2}, model_name="fake", progress=False)
+    assert len(out) == 3 and all(sum(m["role"] == "assistant" for m in r["messages"]) == 1 for r in out)

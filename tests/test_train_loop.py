@@ -116,3 +116,18 @@ def test_eval_prompts_zero_means_none():
     from sglang_dflash.train.cli import eval_prompts
 
     assert eval_prompts([{"messages": [{"role": "user", "content": "hi"}]}], None, 0) == []
+
+
+def test_stop_request_ends_the_loop_with_a_checkpoint(tmp_path):
+    from sglang_dflash.train import loop
+
+    target = tiny_target("llama", dtype=torch.float32, seed=3)
+    examples = greedy_examples(target, n=8)
+    drafter = random_drafter(target, layers=1, block_size=4, mask_token_id=MASK).float()
+    loop.request_stop()
+    try:
+        s = train_loop(drafter, target, examples, tmp_path, LoopConfig(steps=50, batch_size=4, save_every=0),
+                       pad_id=0, device="cpu", log=lambda *_: None)
+    finally:
+        loop._STOP["requested"] = False
+    assert s["steps"] == 1 and s["stop"] == "signal" and (tmp_path / "checkpoint.pt").is_file()

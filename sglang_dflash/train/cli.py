@@ -6,6 +6,7 @@ import argparse
 import json
 import platform
 import random
+import signal
 import sys
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from ..model import DFlashDrafter
 from .blocks import default_gamma
 from .data import DataError, build_examples, kind, messages_of, read_records, render_prompt
 from .distill import distill
-from .loop import LoopConfig, loop_config_dict, train_loop
+from .loop import LoopConfig, loop_config_dict, request_stop, train_loop
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -240,6 +241,7 @@ def run(args) -> int:
                     eval_every=args.eval_every, save_every=args.save_every, max_minutes=args.max_minutes,
                     new_schedule=args.new_schedule, target_labels=args.target_labels,
                     eval_prompts=prompts, eval_block_sizes=bsizes, eval_max_new_tokens=args.eval_max_new_tokens)
+    signal.signal(signal.SIGTERM, request_stop)
     summary = train_loop(drafter, target, examples, out, lc, pad_id=tok.pad_token_id if tok.pad_token_id is not None
                          else tok.eos_token_id, device=device, resume=args.resume)
 

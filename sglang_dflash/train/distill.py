@@ -74,7 +74,8 @@ def distill(target, tokenizer, records, cache_path, *, max_new_tokens=256, tempe
     `deadline` (a time.time() value) does the same at an absolute time.
 
     Another generator (e.g. an SGLang engine, see distill_sglang) plugs in as `generate_fn(prompts,
-    seed) -> [(reply ids without the stop token, truncated), ...]`; `target` may then be None, and
+    seed) -> [(reply ids without the stop token, truncated) or None, ...]` (None: not answered in
+    time, which ends generation like the deadline); `target` may then be None, and
     `eos_ids` / `model_name` say what its generation_config / config would have."""
     require_chat_template(tokenizer)
     eos_ids = set(eos_ids or ())
@@ -128,7 +129,11 @@ def distill(target, tokenizer, records, cache_path, *, max_new_tokens=256, tempe
                     outs = _generate(target, [w[1] for w in chunk], max_new_tokens=max_new_tokens,
                                      temperature=temperature, top_p=top_p, pad_id=pad_id, eos_ids=eos_ids,
                                      generator_seed=seed + 7919 * rnd + s)
-                for (c, _), (reply, truncated) in zip(chunk, outs):
+                for (c, _), res in zip(chunk, outs):
+                    if res is None:  # the generator ran out of time for this one
+                        out_of_time = True
+                        continue
+                    reply, truncated = res
                     msg = {"role": "assistant", "content": tokenizer.decode(reply, skip_special_tokens=False)}
                     if truncated:
                         msg["truncated"] = True
@@ -138,6 +143,8 @@ def distill(target, tokenizer, records, cache_path, *, max_new_tokens=256, tempe
                 last_batch_s = (time.time() - tb) * len(work[s + batch_size: s + 2 * batch_size]) / len(chunk)
                 bar.update(len(chunk))
                 bar.set_postfix(tokens=n_tok)
+                if out_of_time:
+                    break
             unfinished = []
             for c in convs:
                 if c[0] not in answered:  # cut off by the deadline: keep earlier replies, if any

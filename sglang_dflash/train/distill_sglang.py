@@ -31,6 +31,7 @@ def prompt_key(rec: dict) -> str:
 
 def engine_kwargs(a) -> dict:
     kw = dict(model_path=a.target, dtype=a.dtype, mem_fraction_static=a.mem_fraction, skip_tokenizer_init=True,
+              schedule_policy="fcfs",
               max_running_requests=a.max_running_requests, random_seed=a.seed, log_level=a.log_level)
     if a.attention_backend:
         kw["attention_backend"] = a.attention_backend
@@ -43,26 +44,45 @@ def engine_kwargs(a) -> dict:
     return kw
 
 
-def sglang_generate_fn(engine, *, max_new_tokens: int, temperature: float, top_p: float, eos_ids):
-    """A `distill(generate_fn=...)` backend: one engine.generate call per chunk of prompts."""
+def sglang_generate_fn(engine, *, max_new_tokens: int, temperature: float, top_p: float, eos_ids,
+                       deadline: float | None = None, sub_batch: int = 512):
+    """A `distill(generate_fn=...)` backend. All prompts of a call go to the engine at once (in
+    batched requests of `sub_batch`, first come first served), so it runs at full concurrency;
+    at `deadline` the unfinished requests are dropped and come back as None."""
+    import asyncio
+
     eos = sorted(eos_ids)
+
+    def parse(o):
+        ids = list(o["output_ids"])
+        while ids and ids[-1] in eos_ids:
+            ids.pop()
+        finish = (o.get("meta_info") or {}).get("finish_reason") or {}
+        return ids, finish.get("type") != "stop"
 
     def gen(prompts, seed):
         sp = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
               "stop_token_ids": eos, "skip_special_tokens": False}
         if temperature > 0:
             sp["sampling_seed"] = seed
-        outs = engine.generate(input_ids=[list(p) for p in prompts], sampling_params=sp)
-        if isinstance(outs, dict):
-            outs = [outs]
-        res = []
-        for o in outs:
-            ids = list(o["output_ids"])
-            while ids and ids[-1] in eos_ids:
-                ids.pop()
-            finish = (o.get("meta_info") or {}).get("finish_reason") or {}
-            res.append((ids, finish.get("type") != "stop"))
-        return res
+        parts = [[list(p) for p in prompts[s: s + sub_batch]] for s in range(0, len(prompts), sub_batch)]
+
+        async def run():
+            tasks = [asyncio.ensure_future(engine.async_generate(input_ids=p, sampling_params=sp)) for p in parts]
+            timeout = None if deadline is None else max(0.0, deadline - time.time())
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            res = []
+            for p, t in zip(parts, tasks):
+                outs = t.result() if t.done() and not t.cancelled() and t.exception() is None else None
+                if isinstance(outs, dict):
+                    outs = [outs]
+                res += [parse(o) for o in outs] if outs is not None else [None] * len(p)
+            return res
+
+        return engine.loop.run_until_complete(run())
 
     return gen
 
@@ -81,9 +101,9 @@ def main(argv=None) -> int:
     ap.add_argument("--temperature", type=float, default=0.0)
     ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--chunk", type=int, default=4096, help="prompts per engine.generate call (the deadline is "
-                    "checked between calls)")
-    ap.add_argument("--max-seconds", type=float, help="stop starting new chunks after this long (engine start "
+    ap.add_argument("--sub-batch", type=int, default=512, help="prompts per batched engine request (all "
+                    "requests are queued at once; at the deadline, unfinished ones are dropped)")
+    ap.add_argument("--max-seconds", type=float, help="stop generating this long after the start (engine start "
                     "included); conversations answered by then are kept")
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--attention-backend", default=None, help="e.g. triton (GPU), torch_native (CPU)")
@@ -128,10 +148,11 @@ def main(argv=None) -> int:
     try:
         td = time.time()
         done = distill(None, tok, records, a.cache or a.out + ".cache", max_new_tokens=a.max_new_tokens,
-                       temperature=a.temperature, top_p=a.top_p, batch_size=a.chunk, seed=a.seed, deadline=deadline,
+                       temperature=a.temperature, top_p=a.top_p, batch_size=1 << 30, seed=a.seed, deadline=deadline,
                        progress=sys.stderr.isatty(), eos_ids=eos_ids, model_name=f"sglang:{Path(a.target).name}",
                        generate_fn=sglang_generate_fn(engine, max_new_tokens=a.max_new_tokens,
-                                                      temperature=a.temperature, top_p=a.top_p, eos_ids=eos_ids))
+                                                      temperature=a.temperature, top_p=a.top_p, eos_ids=eos_ids,
+                                                      deadline=deadline, sub_batch=a.sub_batch))
     finally:
         engine.shutdown()
     dt = time.time() - td

@@ -17,6 +17,13 @@ from .evaluate import acceptance
 from .step import Batch, block_loss, collate
 
 CHECKPOINT = "checkpoint.pt"
+_STOP = {"requested": False}
+
+
+def request_stop(*_) -> None:
+    """Make the running loop stop after its current step, then checkpoint and return as usual
+    (the CLI installs this for SIGTERM, so a killed time-boxed job still exports its drafter)."""
+    _STOP["requested"] = True
 
 
 @dataclass
@@ -183,6 +190,10 @@ def train_loop(drafter, target, examples, out_dir: Path, cfg: LoopConfig, *, pad
                 history.append(run_eval(drafter, target, cfg, step, log, logf))
             if cfg.save_every and step % cfg.save_every == 0:
                 save_checkpoint(ckpt, drafter, opt, step, {"history": history, "progress": progress()})
+            if _STOP["requested"] and step < cfg.steps:
+                stop_reason = "signal"
+                log(f"\nstopping at step {step}: asked to stop (SIGTERM)")
+                break
             if cfg.max_minutes and progress() >= 1.0 and step < cfg.steps:
                 stop_reason = "time"
                 log(f"\nstopping at step {step}: --max-minutes {cfg.max_minutes} reached")
