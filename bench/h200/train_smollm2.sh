@@ -123,6 +123,7 @@ if [ -s "$W/run/model.safetensors" ]; then
   cp "$W/run/config.json" "$W/run/model.safetensors" "$OUT/drafter/"
   cp "$W/run/train_log.jsonl" "$W/run/train_summary.json" "$OUT/" 2>/dev/null
   DRAFTER=$OUT/drafter
+  rm -rf "${KEEP_DRAFTER:-/tmp/smollm2-drafter-new}" && cp -r "$OUT/drafter" "${KEEP_DRAFTER:-/tmp/smollm2-drafter-new}"  # for bench/h200/smollm2.sh on this machine
 else
   log "training wrote no drafter; measuring the shipped one"
   cp "$W/run/train_log.jsonl" "$OUT/" 2>/dev/null
