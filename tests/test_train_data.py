@@ -76,3 +76,9 @@ def test_prompt_generator_is_deterministic_and_split():
     assert not any(json.dumps(c["messages"]) in seen for c in held)
     assert all(m["role"] in ("system", "user") for c in train for m in c["messages"])
     assert len({c["category"].split("/")[-1] for c in train}) >= 10
+
+
+def test_parallel_tokenizing_gives_the_same_examples():
+    recs = [{"text": f"passage number {i} " * (1 + i % 5)} for i in range(4100)] + [{"prompt": "q"}]
+    serial = build_examples(recs, NoTemplateTokenizer(), 32)
+    assert build_examples(recs, NoTemplateTokenizer(), 32, workers=3) == serial

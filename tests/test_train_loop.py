@@ -90,3 +90,44 @@ def test_export_then_load_gives_same_outputs(tmp_path):
         outs = [m(x, pos, m.context_kv(m.project_context(feats), torch.arange(5).expand(2, 5)))
                 for m in (drafter, loaded)]
     torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+
+
+def test_target_labels_are_the_targets_greedy_tokens():
+    """On the target's own greedy text the target labels equal the text; on other text they are
+    the target's argmax after each prefix, and training on them runs."""
+    target = tiny_target("llama", dtype=torch.float32, seed=3)
+    examples = greedy_examples(target, n=4)
+    batch = collate(examples, pad_id=0)
+    layer_ids = [0, 1]
+    feats, labels = target_features(target, batch, layer_ids, with_labels=True, chunk_rows=7)
+    torch.testing.assert_close(feats, target_features(target, batch, layer_ids))
+    assert torch.equal(labels[batch.loss_mask], batch.input_ids[batch.loss_mask])
+    noisy = collate([Example(list(range(3, 23)), [False] * 5 + [True] * 15)], pad_id=0)
+    _, lab = target_features(target, noisy, layer_ids, with_labels=True)
+    with torch.no_grad():
+        want = target(input_ids=noisy.input_ids).logits.argmax(-1)
+    assert torch.equal(lab[0, 1:], want[0, :-1]) and lab[0, 0] == 3
+    drafter = random_drafter(target, layers=1, block_size=4, mask_token_id=MASK).float()
+    res = block_loss(drafter, target, noisy, num_anchors=4, gamma=2.0, target_labels=True)
+    assert torch.isfinite(res.loss) and 1.0 <= float(res.tau) <= 4.0
+
+
+def test_eval_prompts_zero_means_none():
+    from sglang_dflash.train.cli import eval_prompts
+
+    assert eval_prompts([{"messages": [{"role": "user", "content": "hi"}]}], None, 0) == []
+
+
+def test_stop_request_ends_the_loop_with_a_checkpoint(tmp_path):
+    from sglang_dflash.train import loop
+
+    target = tiny_target("llama", dtype=torch.float32, seed=3)
+    examples = greedy_examples(target, n=8)
+    drafter = random_drafter(target, layers=1, block_size=4, mask_token_id=MASK).float()
+    loop.request_stop()
+    try:
+        s = train_loop(drafter, target, examples, tmp_path, LoopConfig(steps=50, batch_size=4, save_every=0),
+                       pad_id=0, device="cpu", log=lambda *_: None)
+    finally:
+        loop._STOP["requested"] = False
+    assert s["steps"] == 1 and s["stop"] == "signal" and (tmp_path / "checkpoint.pt").is_file()

@@ -6,6 +6,7 @@ import argparse
 import json
 import platform
 import random
+import signal
 import sys
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from ..model import DFlashDrafter
 from .blocks import default_gamma
 from .data import DataError, build_examples, kind, messages_of, read_records, render_prompt
 from .distill import distill
-from .loop import LoopConfig, loop_config_dict, train_loop
+from .loop import LoopConfig, loop_config_dict, request_stop, train_loop
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -35,6 +36,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--init-from", help="start from this exported drafter (same drafter options) instead of "
                    "random weights, e.g. to continue on more data")
     g.add_argument("--max-len", type=int, default=1024, help="max tokens per training sequence")
+    g.add_argument("--tokenize-workers", type=int, default=0, help="processes that tokenize the data "
+                   "(0 = one per CPU core, up to 16, for large data sets; 1 = in this process)")
     g = ap.add_argument_group("self-distillation (the target writes the responses)")
     g.add_argument("--self-distill", action="store_true", help="have the target write the replies of records that have none")
     g.add_argument("--distill-max-new-tokens", type=int, default=256)
@@ -64,6 +67,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--warmup", type=float, default=0.03, help="warmup steps (fraction of steps if < 1)")
     g.add_argument("--weight-decay", type=float, default=0.01)
     g.add_argument("--grad-clip", type=float, default=1.0, help="max grad norm, 0 = off")
+    g.add_argument("--target-labels", action="store_true", help="train block positions on the target's own "
+                   "greedy next tokens (argmax of its logits on the text) instead of the text's tokens: exact "
+                   "for greedy acceptance even when the text came from elsewhere (a bf16 server, other models)")
     g.add_argument("--gamma", type=float, help="loss decay over block positions (default 7 for B=16, 4 for B=8)")
     g.add_argument("--max-minutes", type=float, help="stop training after this long (checkpoint + export still run)")
     g.add_argument("--seed", type=int, default=0)
@@ -76,7 +82,7 @@ def parser() -> argparse.ArgumentParser:
     g = ap.add_argument_group("evaluation and logging")
     g.add_argument("--eval-data", nargs="*", default=None, help="held-out prompt/chat files (default: hold out "
                    "--eval-prompts records of --data)")
-    g.add_argument("--eval-prompts", type=int, default=16)
+    g.add_argument("--eval-prompts", type=int, default=16, help="0 = no acceptance eval")
     g.add_argument("--eval-every", type=int, default=0, help="steps between acceptance evals (0 = only at the end)")
     g.add_argument("--eval-block-sizes", default=None, help="comma-separated (default: --block-size)")
     g.add_argument("--eval-max-new-tokens", type=int, default=128)
@@ -136,6 +142,8 @@ def init_output_scale(drafter, scale: float = 0.1) -> None:
 def eval_prompts(records, tok, n: int) -> list[list[int]]:
     """First user turn (with any system turn before it) of each record, rendered for generation."""
     out = []
+    if n <= 0:
+        return out
     for rec in records:
         if kind(rec, rec.get("_src", "")) == "text":
             continue
@@ -193,7 +201,9 @@ def run(args) -> int:
     if device.type == "cuda":  # after distillation, whose greedy replies should match fp32 exactly
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    examples = build_examples(records, tok, args.max_len)
+    tb = time.time()
+    examples = build_examples(records, tok, args.max_len, workers=args.tokenize_workers)
+    print(f"tokenized {len(records)} records in {time.time() - tb:.1f}s")
     n_tok = sum(len(e) for e in examples)
     n_loss = sum(sum(e.loss_mask) for e in examples)
     print(f"data: {len(examples)} sequences, {n_tok} tokens, {n_loss} trainable")
@@ -229,8 +239,9 @@ def run(args) -> int:
                     grad_clip=args.grad_clip, gamma=args.gamma or default_gamma(args.block_size), seed=args.seed,
                     autocast_dtype=None if autocast == "none" else autocast, log_every=args.log_every,
                     eval_every=args.eval_every, save_every=args.save_every, max_minutes=args.max_minutes,
-                    new_schedule=args.new_schedule,
+                    new_schedule=args.new_schedule, target_labels=args.target_labels,
                     eval_prompts=prompts, eval_block_sizes=bsizes, eval_max_new_tokens=args.eval_max_new_tokens)
+    signal.signal(signal.SIGTERM, request_stop)
     summary = train_loop(drafter, target, examples, out, lc, pad_id=tok.pad_token_id if tok.pad_token_id is not None
                          else tok.eos_token_id, device=device, resume=args.resume)
 

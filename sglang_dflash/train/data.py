@@ -16,6 +16,8 @@ Accepted inputs (any mix; one record per line for JSONL):
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,9 +180,40 @@ def plain_prompt_example(tokenizer, prompt: str, response: str, max_len: int) ->
     return Example((p + r)[:max_len], ([False] * len(p) + [True] * len(r))[:max_len])
 
 
-def build_examples(records, tokenizer, max_len: int, min_loss_tokens: int = 2) -> list[Example]:
+def build_examples(records, tokenizer, max_len: int, min_loss_tokens: int = 2, workers: int = 1) -> list[Example]:
     """Tokenize records that carry their own targets ('text' and 'chat'); 'prompt' records must
-    first get their responses from `distill`. Raises DataError if nothing usable remains."""
+    first get their responses from `distill`. Raises DataError if nothing usable remains.
+
+    `workers` > 1 tokenizes in that many forked processes (0 = one per core, up to 16), for large
+    data sets only (>= 4000 records); the result is the same, in the same order."""
+    if workers == 0:
+        workers = min(16, os.cpu_count() or 1)
+    if workers > 1 and len(records) >= 4000 and "fork" in mp.get_all_start_methods():
+        global _WORKER_TOK
+        _WORKER_TOK = tokenizer
+        step = -(-len(records) // (4 * workers))
+        parts = [records[s: s + step] for s in range(0, len(records), step)]
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        with mp.get_context("fork").Pool(workers) as pool:
+            done = pool.starmap(_examples_part, [(p, max_len, min_loss_tokens) for p in parts])
+        examples = [e for part, _ in done for e in part]
+        pending = sum(n for _, n in done)
+    else:
+        examples, pending = _examples_part(records, max_len, min_loss_tokens, tokenizer)
+    if pending and not examples:
+        raise DataError(f"{pending} records are prompts without responses: pass --self-distill to have "
+                        "the target write the responses, or give responses / assistant turns")
+    if not examples:
+        raise DataError(f"no usable training examples (every example has < {min_loss_tokens} trainable "
+                        f"tokens within --max-len {max_len})")
+    return examples
+
+
+_WORKER_TOK = None  # the tokenizer forked tokenizing processes inherit
+
+
+def _examples_part(records, max_len: int, min_loss_tokens: int, tokenizer=None):
+    tokenizer = tokenizer if tokenizer is not None else _WORKER_TOK
     examples = []
     pending = 0
     for rec in records:
@@ -194,11 +227,4 @@ def build_examples(records, tokenizer, max_len: int, min_loss_tokens: int = 2) -
             examples.append(plain_prompt_example(tokenizer, rec["prompt"], rec["response"], max_len))
         else:
             examples.append(chat_example(tokenizer, messages_of(rec), max_len))
-    examples = [e for e in examples if sum(e.loss_mask) >= min_loss_tokens]
-    if pending and not examples:
-        raise DataError(f"{pending} records are prompts without responses: pass --self-distill to have "
-                        "the target write the responses, or give responses / assistant turns")
-    if not examples:
-        raise DataError(f"no usable training examples (every example has < {min_loss_tokens} trainable "
-                        f"tokens within --max-len {max_len})")
-    return examples
+    return [e for e in examples if sum(e.loss_mask) >= min_loss_tokens], pending

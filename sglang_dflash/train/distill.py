@@ -63,22 +63,31 @@ def _generate(target, prompts: list[list[int]], *, max_new_tokens, temperature, 
 
 
 def distill(target, tokenizer, records, cache_path, *, max_new_tokens=256, temperature=0.0, top_p=1.0,
-            batch_size=64, max_prompt_len=1024, seed=0, max_minutes=None, progress=True) -> list[dict]:
+            batch_size=64, max_prompt_len=1024, seed=0, max_minutes=None, progress=True,
+            generate_fn=None, eos_ids=None, model_name=None, deadline=None) -> list[dict]:
     """Chat records (`{"messages": [...]}`) with every user turn answered by `target`.
 
     `records` are prompt or chat records (data.kind); any assistant turns in them are dropped and
     regenerated. Replies that hit `max_new_tokens` carry `"truncated": true`. With `max_minutes`,
     generation stops when that time is up: conversations answered so far are returned (those
-    with only some turns answered end at their last reply and are not cached), the rest dropped."""
+    with only some turns answered end at their last reply and are not cached), the rest dropped.
+    `deadline` (a time.time() value) does the same at an absolute time.
+
+    Another generator (e.g. an SGLang engine, see distill_sglang) plugs in as `generate_fn(prompts,
+    seed) -> [(reply ids without the stop token, truncated) or None, ...]` (None: not answered in
+    time, which ends generation like the deadline); `target` may then be None, and
+    `eos_ids` / `model_name` say what its generation_config / config would have."""
     require_chat_template(tokenizer)
-    eos_ids = set()
-    for src in (getattr(target.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+    eos_ids = set(eos_ids or ())
+    gen_cfg = getattr(target, "generation_config", None)
+    for src in (getattr(gen_cfg, "eos_token_id", None), tokenizer.eos_token_id):
         eos_ids |= set(src if isinstance(src, (list, tuple)) else [src] if src is not None else [])
     if not eos_ids:
         raise ValueError("the target defines no eos token; self-distillation needs one to stop replies")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids)
     settings = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
-                "seed": seed, "model": getattr(target.config, "_name_or_path", "")}
+                "seed": seed, "model": model_name if model_name is not None
+                else getattr(getattr(target, "config", None), "_name_or_path", "")}
     cache_path = Path(cache_path)
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     done = _load_cache(cache_path)
@@ -92,8 +101,9 @@ def distill(target, tokenizer, records, cache_path, *, max_new_tokens=256, tempe
     random.Random(seed).shuffle(convs)  # a time-capped run then keeps a random subset
     total_turns = sum(sum(m["role"] == "user" for m in c[2]) for c in convs)
     bar = tqdm(total=total_turns, desc="self-distill", unit="reply", disable=not progress)
-    deadline = time.time() + 60 * max_minutes if max_minutes else None
-    n_tok, rnd, out_of_time = 0, 0, False
+    if max_minutes:
+        deadline = min(deadline or float("inf"), time.time() + 60 * max_minutes)
+    n_tok, rnd, out_of_time, last_batch_s = 0, 0, False, 0.0
     partial = {}
     with open(cache_path, "a", encoding="utf-8") as cache:
         while convs and not out_of_time:
@@ -104,25 +114,37 @@ def distill(target, tokenizer, records, cache_path, *, max_new_tokens=256, tempe
                     c[1].append(dict(m))
                     if m["role"] == "user":
                         break
-                work.append((c, render_prompt(tokenizer, c[1])[-max_prompt_len:]))
+                work.append(c)
             answered = set()
             for s in range(0, len(work), batch_size):
-                if deadline and time.time() > deadline:
+                # stop when the next batch would not finish in time (as long as the last one took)
+                if deadline and time.time() + last_batch_s > deadline:
                     out_of_time = True
                     break
-                chunk = work[s: s + batch_size]
-                outs = _generate(target, [w[1] for w in chunk], max_new_tokens=max_new_tokens,
-                                 temperature=temperature, top_p=top_p, pad_id=pad_id, eos_ids=eos_ids,
-                                 generator_seed=seed + 7919 * rnd + s)
-                for (c, _), (reply, truncated) in zip(chunk, outs):
+                tb = time.time()
+                chunk = [(c, render_prompt(tokenizer, c[1])[-max_prompt_len:]) for c in work[s: s + batch_size]]
+                if generate_fn is not None:
+                    outs = generate_fn([w[1] for w in chunk], seed + 7919 * rnd + s)
+                else:
+                    outs = _generate(target, [w[1] for w in chunk], max_new_tokens=max_new_tokens,
+                                     temperature=temperature, top_p=top_p, pad_id=pad_id, eos_ids=eos_ids,
+                                     generator_seed=seed + 7919 * rnd + s)
+                for (c, _), res in zip(chunk, outs):
+                    if res is None:  # the generator ran out of time for this one
+                        out_of_time = True
+                        continue
+                    reply, truncated = res
                     msg = {"role": "assistant", "content": tokenizer.decode(reply, skip_special_tokens=False)}
                     if truncated:
                         msg["truncated"] = True
                     c[1].append(msg)
                     answered.add(c[0])
                     n_tok += len(reply)
+                last_batch_s = (time.time() - tb) * len(work[s + batch_size: s + 2 * batch_size]) / len(chunk)
                 bar.update(len(chunk))
                 bar.set_postfix(tokens=n_tok)
+                if out_of_time:
+                    break
             unfinished = []
             for c in convs:
                 if c[0] not in answered:  # cut off by the deadline: keep earlier replies, if any

@@ -17,6 +17,13 @@ from .evaluate import acceptance
 from .step import Batch, block_loss, collate
 
 CHECKPOINT = "checkpoint.pt"
+_STOP = {"requested": False}
+
+
+def request_stop(*_) -> None:
+    """Make the running loop stop after its current step, then checkpoint and return as usual
+    (the CLI installs this for SIGTERM, so a killed time-boxed job still exports its drafter)."""
+    _STOP["requested"] = True
 
 
 @dataclass
@@ -40,6 +47,7 @@ class LoopConfig:
     eval_prompts: list = field(default_factory=list)
     eval_block_sizes: tuple = ()
     eval_max_new_tokens: int = 128
+    target_labels: bool = False  # learn the target's greedy next tokens instead of the text's
 
 
 def lr_at(step: int, progress: float, cfg: LoopConfig) -> float:
@@ -151,7 +159,7 @@ def train_loop(drafter, target, examples, out_dir: Path, cfg: LoopConfig, *, pad
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, progress(), cfg)
             res = block_loss(drafter, target, batch, num_anchors=cfg.num_anchors, gamma=gamma,
-                             generator=gen, autocast_dtype=ac)
+                             generator=gen, autocast_dtype=ac, target_labels=cfg.target_labels)
             if res is None:
                 continue
             opt.zero_grad(set_to_none=True)
@@ -159,15 +167,16 @@ def train_loop(drafter, target, examples, out_dir: Path, cfg: LoopConfig, *, pad
             gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip > 0 else None
             opt.step()
             step += 1
-            tok_log += int(batch.attention_mask.sum())
-            acc_loss += res.loss.item()
+            tok_log += batch.n_tokens
+            acc_loss += res.loss.detach()  # tensors: read back only when a log line is written
             acc_acc += res.accuracy
             acc_tau += res.tau
             acc_n += 1
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 dt = time.time() - t_log
-                row = {"step": step, "loss": acc_loss / acc_n, "acc": acc_acc / acc_n, "tau_train": acc_tau / acc_n,
+                row = {"step": step, "loss": float(acc_loss) / acc_n, "acc": float(acc_acc) / acc_n,
+                       "tau_train": float(acc_tau) / acc_n,
                        "lr": opt.param_groups[0]["lr"], "tok_s": tok_log / max(dt, 1e-9),
                        "grad_norm": float(gnorm) if gnorm is not None else None,
                        "elapsed_s": time.time() - t_start}
@@ -181,6 +190,10 @@ def train_loop(drafter, target, examples, out_dir: Path, cfg: LoopConfig, *, pad
                 history.append(run_eval(drafter, target, cfg, step, log, logf))
             if cfg.save_every and step % cfg.save_every == 0:
                 save_checkpoint(ckpt, drafter, opt, step, {"history": history, "progress": progress()})
+            if _STOP["requested"] and step < cfg.steps:
+                stop_reason = "signal"
+                log(f"\nstopping at step {step}: asked to stop (SIGTERM)")
+                break
             if cfg.max_minutes and progress() >= 1.0 and step < cfg.steps:
                 stop_reason = "time"
                 log(f"\nstopping at step {step}: --max-minutes {cfg.max_minutes} reached")

@@ -17,9 +17,12 @@ class Batch:
     input_ids: torch.Tensor  # long [b, L], right-padded
     attention_mask: torch.Tensor  # long [b, L], 1 = real token
     loss_mask: torch.Tensor  # bool [b, L]
+    n_tokens: int = 0  # real tokens (known on the host, so logging needs no device sync)
 
     def to(self, device):
-        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.loss_mask.to(device))
+        nb = torch.device(device).type == "cuda"
+        return Batch(self.input_ids.to(device, non_blocking=nb), self.attention_mask.to(device, non_blocking=nb),
+                     self.loss_mask.to(device, non_blocking=nb), self.n_tokens)
 
 
 def collate(examples, pad_id: int) -> Batch:
@@ -31,12 +34,19 @@ def collate(examples, pad_id: int) -> Batch:
         ids[i, : len(e)] = torch.tensor(e.input_ids)
         att[i, : len(e)] = 1
         lm[i, : len(e)] = torch.tensor(e.loss_mask)
-    return Batch(ids, att, lm)
+    if torch.cuda.is_available():  # pinned, so .to(cuda, non_blocking) overlaps the previous step
+        ids, att, lm = ids.pin_memory(), att.pin_memory(), lm.pin_memory()
+    return Batch(ids, att, lm, sum(len(e) for e in examples))
 
 
 @torch.no_grad()
-def target_features(target, batch: Batch, layer_ids) -> torch.Tensor:
-    """Concatenated outputs of the chosen target layers, [b, L, K*H] (id k = hidden_states[k+1])."""
+def target_features(target, batch: Batch, layer_ids, *, with_labels: bool = False, chunk_rows: int = 8192):
+    """Concatenated outputs of the chosen target layers, [b, L, K*H] (id k = hidden_states[k+1]).
+
+    With `with_labels`, also the target's own greedy next tokens as labels, long [b, L]: position
+    p holds argmax of the target's logits at p-1 (position 0 keeps its input id). These are what
+    greedy verification compares drafts with, whatever wrote the text (e.g. a bf16 server
+    distilling for an fp32 target). The LM head runs in row chunks to bound memory."""
     base = getattr(target, "base_model", target)
     out = base(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True,
                use_cache=False)
@@ -44,32 +54,45 @@ def target_features(target, batch: Batch, layer_ids) -> torch.Tensor:
     if hs is None:
         raise RuntimeError(f"{type(target).__name__} returned no hidden states for output_hidden_states=True; "
                            "DFlash training needs a target that exposes its per-layer hidden states")
-    return gather_target_hidden(hs, list(layer_ids))
+    feats = gather_target_hidden(hs, list(layer_ids))
+    if not with_labels:
+        return feats
+    head = target.get_output_embeddings()
+    last = out.last_hidden_state[:, :-1].reshape(-1, out.last_hidden_state.shape[-1])
+    nxt = torch.cat([head(last[s: s + chunk_rows]).argmax(-1) for s in range(0, last.shape[0], chunk_rows)])
+    labels = batch.input_ids.clone()
+    labels[:, 1:] = nxt.view(batch.input_ids.shape[0], -1)
+    return feats, labels
 
 
 @dataclass
 class StepOut:
     loss: torch.Tensor
     n_targets: int
-    accuracy: float  # top-1 over trained block positions
-    tau: float  # mean training-time acceptance length of the sampled blocks (1 + leading correct)
+    accuracy: torch.Tensor  # 0-dim: top-1 over trained block positions (a tensor: no host sync per step)
+    tau: torch.Tensor  # 0-dim: mean training-time acceptance length of the sampled blocks (1 + leading correct)
 
 
 def block_loss(drafter, target, batch: Batch, *, num_anchors: int, gamma: float,
-               generator: torch.Generator | None = None, autocast_dtype=None) -> StepOut | None:
-    """Loss of one batch; None if no row has an anchor."""
+               generator: torch.Generator | None = None, autocast_dtype=None,
+               target_labels: bool = False) -> StepOut | None:
+    """Loss of one batch; None if no row has an anchor. With `target_labels` the block positions
+    learn the target's greedy next token (see target_features) instead of the text's token."""
     cfg = drafter.config
     B = cfg.block_size
     dev = batch.input_ids.device
     anchors, valid = sample_anchors(batch.loss_mask, num_anchors, generator)
     if anchors.shape[1] == 0 or not bool(valid.any()):
         return None
-    feats = target_features(target, batch, cfg.target_layer_ids)
+    if target_labels:
+        feats, label_src = target_features(target, batch, cfg.target_layer_ids, with_labels=True)
+    else:
+        feats, label_src = target_features(target, batch, cfg.target_layer_ids), batch.input_ids
     embed = target.get_input_embeddings()
     head = target.get_output_embeddings()
     b, L = batch.input_ids.shape
     ids, pos = block_inputs(batch.input_ids, anchors, B, cfg.mask_token_id)
-    labels, ok = block_labels(batch.input_ids, batch.loss_mask, anchors, valid, B)
+    labels, ok = block_labels(label_src, batch.loss_mask, anchors, valid, B)
     mask = block_attention_mask(anchors, valid, L, B)
     ctx_pos = torch.arange(L, device=dev)[None].expand(b, L)
     with torch.no_grad():
@@ -91,5 +114,5 @@ def block_loss(drafter, target, batch: Batch, *, num_anchors: int, gamma: float,
         hit = logits.argmax(-1) == y
         correct = torch.zeros_like(ok)
         correct[sel] = hit
-        tau = acceptance_from_correct(correct, ok)[valid].float().mean().item()
-    return StepOut(loss, int(y.numel()), float(hit.float().mean().item()), tau)
+        tau = acceptance_from_correct(correct, ok)[valid].float().mean()
+    return StepOut(loss, int(y.numel()), hit.float().mean(), tau)

@@ -1,0 +1,83 @@
+"""Self-distillation with a pluggable generator (what distill_sglang plugs SGLang into): multi-turn
+rounds, the held-out exclusion, and a deadline that keeps what was answered."""
+import json
+import time
+
+from sglang_dflash.train.distill import distill
+from sglang_dflash.train.distill_sglang import prompt_key, sglang_generate_fn
+from smollm2_fixture import smollm2, smollm2_dir  # noqa: F401
+
+
+def convs(n, turns=1):
+    return [{"messages": [{"role": "user", "content": f"Question {i} turn {t}?"} for t in range(turns)]}
+            for i in range(n)]
+
+
+def test_generate_fn_answers_every_turn(tmp_path, smollm2):  # noqa: F811
+    _, tok = smollm2
+    seen = []
+
+    def gen(prompts, seed):
+        seen.append(len(prompts))
+        return [(tok.encode(f"Answer {len(p)}", add_special_tokens=False), False) for p in prompts]
+
+    recs = convs(3, turns=2) + convs(2)
+    out = distill(None, tok, recs, tmp_path / "c.jsonl", batch_size=2, generate_fn=gen, eos_ids={2},
+                  model_name="fake", progress=False)
+    assert [sum(m["role"] == "assistant" for m in r["messages"]) for r in out] == [2, 2, 2, 1, 1]
+    assert out[0]["messages"][1]["content"].startswith("Answer ")
+    assert sum(seen) == 8  # 5 first turns + 3 second turns
+    again = distill(None, tok, recs, tmp_path / "c.jsonl", batch_size=2, generate_fn=gen, eos_ids={2},
+                    model_name="fake", progress=False)
+    assert again == out and sum(seen) == 8  # all from the cache
+
+
+def test_deadline_keeps_answered_conversations(tmp_path, smollm2):  # noqa: F811
+    _, tok = smollm2
+
+    def slow(prompts, seed):
+        time.sleep(0.3)
+        return [([100, 101], True) for _ in prompts]
+
+    out = distill(None, tok, convs(10), tmp_path / "c.jsonl", batch_size=2, generate_fn=slow, eos_ids={2},
+                  model_name="fake", progress=False, deadline=time.time() + 0.75)
+    assert 2 <= len(out) < 10 and all(r["messages"][-1].get("truncated") for r in out)
+
+
+def test_sglang_generate_fn_reads_engine_outputs_and_drops_late_ones():
+    import asyncio
+
+    class Engine:
+        loop = asyncio.new_event_loop()
+
+        async def async_generate(self, input_ids, sampling_params):
+            assert sampling_params["stop_token_ids"] == [2] and sampling_params["temperature"] == 0.0
+            if input_ids[0] == [9]:
+                await asyncio.sleep(5)  # past the deadline
+            return [{"output_ids": [5, 6, 2], "meta_info": {"finish_reason": {"type": "stop", "matched": 2}}},
+                    {"output_ids": [7, 8], "meta_info": {"finish_reason": {"type": "length", "length": 2}}}][
+                : len(input_ids)]
+
+    gen = sglang_generate_fn(Engine(), max_new_tokens=2, temperature=0.0, top_p=1.0, eos_ids={2},
+                             deadline=time.time() + 0.5, sub_batch=2)
+    t = time.time()
+    assert gen([[1], [1, 3], [9], [4]], 0) == [([5, 6], False), ([7, 8], True), None, None]
+    assert time.time() - t < 2
+
+
+def test_prompt_key_ignores_replies_and_category():
+    a = {"category": "x", "messages": [{"role": "user", "content": "hi"}]}
+    b = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+    assert prompt_key(a) == prompt_key(b) != prompt_key({"prompt": "ho"})
+    assert json.loads(prompt_key(a)) == [["user", "hi"]]
+
+
+def test_unanswered_outputs_end_generation(tmp_path, smollm2):  # noqa: F811
+    _, tok = smollm2
+
+    def half(prompts, seed):
+        return [([100], False) if i % 2 == 0 else None for i in range(len(prompts))]
+
+    out = distill(None, tok, convs(6, turns=2), tmp_path / "c.jsonl", batch_size=100, generate_fn=half,
+                  eos_ids={2}, model_name="fake", progress=False)
+    assert len(out) == 3 and all(sum(m["role"] == "assistant" for m in r["messages"]) == 1 for r in out)
