@@ -85,6 +85,9 @@ def free_port() -> int:
 
 def cpu_env(extra: dict | None = None) -> dict:
     env = dict(os.environ)
+    # tests/conftest.py runs Triton kernels interpreted on CPU; servers keep their torch paths
+    # unless a test asks for the interpreter explicitly (extra={"TRITON_INTERPRET": "1"})
+    env.pop("TRITON_INTERPRET", None)
     env.update(
         SGLANG_USE_CPU_ENGINE="1",
         HF_HUB_OFFLINE="1",
