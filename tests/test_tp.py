@@ -10,6 +10,9 @@ ties included (the lowest id wins), on every rank.
 
 World sizes 1..4 run as threads around a simulated all-gather (fast, many cases); two
 real gloo processes check the collective itself.
+
+``accept.broadcast_outcome`` (the optional rank-0 sync of the accept decision) runs in a
+subprocess of the SGLang interpreter, with two threads standing in for the ranks.
 """
 
 from __future__ import annotations
@@ -204,6 +207,50 @@ def test_lm_head_shard_matches_sglang_layout():
             hidden, full[r * per_rank:(r + 1) * per_rank], shards[r], gather))
         expected = (hidden @ weight.t()).argmax(dim=-1)
         assert all(torch.equal(ids, expected) for ids in got), (vocab, world, shards)
+
+
+BROADCAST = """
+    import threading
+    import torch
+    from sglang_dflash.sglang.accept import broadcast_outcome
+    from sglang_dflash.sglang.state import StepOutcome
+
+    def outcome(accept, bonus, tokens, prefix):
+        accept = torch.tensor(accept, dtype=torch.int32)
+        return StepOutcome(accept, accept + 1, torch.tensor(bonus), torch.tensor(tokens),
+                           prefix + accept + 1)
+
+    prefix = torch.tensor([10, 20])
+    ranks = [outcome([1, 0], [7, 8], [[5, 7, 0], [8, 0, 0]], prefix),   # rank 0 decides
+             outcome([2, 1], [9, 4], [[5, 6, 9], [3, 4, 0]], prefix)]   # rank 1 disagrees
+    published, ready, got = {}, threading.Event(), [None, None]
+
+    def broadcast_from_0(rank):
+        def broadcast(t):
+            if rank == 0:
+                published["t"] = t.clone()
+                ready.set()
+            else:
+                ready.wait(10)
+                t.copy_(published["t"])
+        return broadcast
+
+    def run(rank):
+        got[rank] = broadcast_outcome(ranks[rank], prefix, broadcast_from_0(rank))
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in (0, 1)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    for rank, out in enumerate(got):
+        for field in ("accept_len", "commit_lens", "bonus", "out_tokens", "new_seq_lens"):
+            mine, want = getattr(out, field), getattr(ranks[0], field)
+            assert mine.dtype == want.dtype and torch.equal(mine, want), (rank, field, mine, want)
+    print("broadcast ok")
+"""
+
+
+def test_broadcast_outcome_gives_every_rank_rank0s_decision():
+    assert "broadcast ok" in run_in_sglang(BROADCAST)
 
 
 # ---- two gloo processes ------------------------------------------------------------------
