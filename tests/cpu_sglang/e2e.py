@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import importlib.util
+import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -147,3 +151,37 @@ def long_prompt() -> str:
 def shared_prefix_prompts() -> list[str]:
     prefix = " ".join(models.corpus(n_lines=12, seed=9))
     return [prefix + " " + tail for tail in ("What next?", "Tell me more.", "And then?")]
+
+
+# ---- KV accounting and aborts -------------------------------------------------------------
+def used_kv_tokens(server: Server) -> int:
+    """KV slots in use, after dropping the radix cache's evictable entries."""
+    try:
+        server.post_text("/flush_cache", {})
+    except urllib.error.HTTPError as e:  # 400 while a request still runs; callers poll
+        if e.code != 400:
+            raise
+    rows = server.get("/get_load")
+    return sum(int(r["num_tokens"]) - int(r["num_pending_tokens"]) for r in rows)
+
+
+def abort_running_stream(server: Server, prompt: str, rid: str) -> None:
+    """Start a long streaming request, read a few chunks, then abort it by ``rid``."""
+    payload = {"text": prompt, "stream": True, "rid": rid,
+               "sampling_params": {"temperature": 0, "max_new_tokens": 2000, "ignore_eos": True}}
+    req = urllib.request.Request(server.url + "/generate", data=json.dumps(payload).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as stream:
+        for _ in range(4):  # the request is running and has produced some chunks
+            stream.readline()
+        server.post_text("/abort_request", {"rid": rid})
+
+
+def wait_kv_back_to(server: Server, idle: int, timeout_s: float = 60.0) -> int:
+    """Poll until ``used_kv_tokens`` is back to ``idle`` or the timeout; returns the last count."""
+    deadline = time.time() + timeout_s
+    used = used_kv_tokens(server)
+    while used != idle and time.time() < deadline:
+        time.sleep(0.5)
+        used = used_kv_tokens(server)
+    return used
