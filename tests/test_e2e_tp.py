@@ -8,10 +8,11 @@ ranks than NUMA nodes otherwise, so the server gets one core per rank.
 
 One DFLASH server at tp 2 (block 4, overlap scheduling on) must give, token for token,
 the greedy output of the plain target at tp 1 (Hugging Face, fp32): one batched request
-of 32 prompts, concurrency 1 and 8, a prompt longer than the chunked-prefill size, and
-after an aborted stream. Its verify steps per request must equal those of the core
-reference loop with the unsharded PyTorch drafter: the sharded drafter (attention
-heads, MLP, context K/V per rank, vocab-parallel argmax) proposes the same drafts.
+of 32 prompts, concurrency 1 and 8, a prompt longer than the chunked-prefill size, after
+sampled requests and after an aborted stream. Its verify steps per request must equal
+those of the core reference loop with the unsharded PyTorch drafter: the sharded drafter
+(attention heads, MLP, context K/V per rank, vocab-parallel argmax) proposes the same
+drafts.
 """
 
 from __future__ import annotations
@@ -105,6 +106,16 @@ def test_prompt_longer_than_chunked_prefill(server, tp1):
     r = e2e.generate(server, e2e.long_prompt(), GREEDY)
     assert r["meta_info"]["prompt_tokens"] > 2 * e2e.CHUNKED_PREFILL
     assert r["output_ids"] == tp1.ids(e2e.long_prompt())
+
+
+def test_sampled_requests_keep_the_ranks_in_step(server, tp1):
+    """Sampling draws from each rank's own generator, seeded alike: the ranks must accept the
+    same tokens, or their KV caches part and a later forward hangs or goes wrong."""
+    sampling = {"temperature": 0.9, "top_p": 0.95, "max_new_tokens": e2e.MAX_NEW,
+                "ignore_eos": True}
+    results = e2e.generate(server, e2e.PROMPTS[:8], sampling)
+    assert all(r["meta_info"]["completion_tokens"] == e2e.MAX_NEW for r in results)
+    assert e2e.generate(server, e2e.PROMPTS[6], GREEDY)["output_ids"] == tp1.ids(e2e.PROMPTS[6])
 
 
 def test_abort_frees_kv_and_output_stays_exact(server, tp1):
