@@ -1,8 +1,7 @@
 """Tensor-parallel pieces of the worker, checked on CPU without SGLang's engine.
 
-The drafter's vocab-parallel argmax (``sglang_dflash/sglang/vocab_argmax.py``):
-
-Shards are laid out as SGLang's ``ParallelLMHead`` lays them out: every rank holds the
+The drafter's vocab-parallel argmax (``sglang_dflash/sglang/vocab_argmax.py``): shards are
+laid out as SGLang's ``ParallelLMHead`` lays them out: every rank holds the
 same number of rows, a contiguous range of token ids followed by padding rows. The
 padding rows here are poisoned (they would win every argmax), so a shard that scores
 them fails. The result must equal ``torch.argmax`` over the full real vocabulary,
@@ -11,16 +10,17 @@ ties included (the lowest id wins), on every rank.
 World sizes 1..4 run as threads around a simulated all-gather (fast, many cases); two
 real gloo processes check the collective itself.
 
-``accept.broadcast_outcome`` (the optional rank-0 sync of the accept decision) runs in a
-subprocess of the SGLang interpreter, with two threads standing in for the ranks.
+With SGLang installed, ``cpu_sglang/tp_ranks.py`` runs our pieces on SGLang's own TP
+layers in two gloo ranks: the argmax over a real ``ParallelLMHead`` shard, the sharded
+drafter (context K/V heads, block forward) against the unsharded core drafter, and the
+rank-0 broadcast of the accept decision.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import os
 import subprocess
-import textwrap
 import threading
 
 import pytest
@@ -159,98 +159,21 @@ def test_lm_head_without_shard_indices():
         lm_head_shard(head, vocab_size=64, tp_size=2)
 
 
-def run_in_sglang(code: str) -> str:
-    """stdout of ``code`` in the SGLang interpreter with the CPU stubs (skip without SGLang)."""
+@pytest.mark.sglang
+def test_sglang_layers_in_two_gloo_ranks():
+    """SGLang's own TP layers in two gloo ranks (``cpu_sglang/tp_ranks.py``): our argmax
+    over a real ``ParallelLMHead`` shard, the sharded drafter against the unsharded core
+    drafter, the rank-0 broadcast of the accept decision."""
     from cpu_sglang import e2e
     from cpu_sglang.server import cpu_env
 
     e2e.require_sglang()
-    proc = subprocess.run([e2e.sglang_python(), "-c", textwrap.dedent(code)], env=cpu_env(),
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return proc.stdout
-
-
-SGLANG_LAYOUT = """
-    import json
-    from sglang.srt.layers.vocab_parallel_embedding import VocabParallelEmbedding, pad_vocab_size
-    out = []
-    for vocab, world in ((1000, 2), (1000, 4), (151_936, 2), (50, 4)):
-        padded = pad_vocab_size(vocab, 64 * world)
-        for rank in range(world):
-            i = VocabParallelEmbedding._get_indices(padded, padded, vocab, vocab, rank, world)
-            out.append([vocab, world, rank, padded // world, i.org_vocab_start_index,
-                        i.org_vocab_end_index])
-    print(json.dumps(out))
-"""
-
-
-def test_lm_head_shard_matches_sglang_layout():
-    """Our reading of SGLang 0.5.17's own shard indices gives the full-vocab argmax
-    (asked in a subprocess: importing SGLang needs the CPU stubs on the path)."""
-    rows = json.loads(run_in_sglang(SGLANG_LAYOUT).strip().splitlines()[-1])
-    layouts: dict = {}
-    for vocab, world, rank, per_rank, start, end in rows:
-        class Indices:
-            org_vocab_start_index, org_vocab_end_index = start, end
-
-        class Head:
-            shard_indices = Indices
-
-        layouts.setdefault((vocab, world, per_rank), []).append(lm_head_shard(Head, vocab, world))
-    for (vocab, world, per_rank), shards in layouts.items():
-        g = torch.Generator().manual_seed(vocab)
-        hidden = torch.randn(6, HIDDEN, generator=g)
-        weight = torch.randn(vocab, HIDDEN, generator=g)
-        full = torch.cat([weight, torch.full((per_rank * world - vocab, HIDDEN), 1e6)])
-        got = run_ranks(world, lambda r, gather: vocab_parallel_argmax(
-            hidden, full[r * per_rank:(r + 1) * per_rank], shards[r], gather))
-        expected = (hidden @ weight.t()).argmax(dim=-1)
-        assert all(torch.equal(ids, expected) for ids in got), (vocab, world, shards)
-
-
-BROADCAST = """
-    import threading
-    import torch
-    from sglang_dflash.sglang.accept import broadcast_outcome
-    from sglang_dflash.sglang.state import StepOutcome
-
-    def outcome(accept, bonus, tokens, prefix):
-        accept = torch.tensor(accept, dtype=torch.int32)
-        return StepOutcome(accept, accept + 1, torch.tensor(bonus), torch.tensor(tokens),
-                           prefix + accept + 1)
-
-    prefix = torch.tensor([10, 20])
-    ranks = [outcome([1, 0], [7, 8], [[5, 7, 0], [8, 0, 0]], prefix),   # rank 0 decides
-             outcome([2, 1], [9, 4], [[5, 6, 9], [3, 4, 0]], prefix)]   # rank 1 disagrees
-    published, ready, got = {}, threading.Event(), [None, None]
-
-    def broadcast_from_0(rank):
-        def broadcast(t):
-            if rank == 0:
-                published["t"] = t.clone()
-                ready.set()
-            else:
-                ready.wait(10)
-                t.copy_(published["t"])
-        return broadcast
-
-    def run(rank):
-        got[rank] = broadcast_outcome(ranks[rank], prefix, broadcast_from_0(rank))
-
-    threads = [threading.Thread(target=run, args=(r,)) for r in (0, 1)]
-    [t.start() for t in threads]
-    [t.join() for t in threads]
-    for rank, out in enumerate(got):
-        for field in ("accept_len", "commit_lens", "bonus", "out_tokens", "new_seq_lens"):
-            mine, want = getattr(out, field), getattr(ranks[0], field)
-            assert mine.dtype == want.dtype and torch.equal(mine, want), (rank, field, mine, want)
-    print("broadcast ok")
-"""
-
-
-def test_broadcast_outcome_gives_every_rank_rank0s_decision():
-    assert "broadcast ok" in run_in_sglang(BROADCAST)
+    pair = e2e.steered_pair()
+    script = os.path.join(os.path.dirname(__file__), "cpu_sglang", "tp_ranks.py")
+    proc = subprocess.run([e2e.sglang_python(), script, pair.drafters[4], pair.target],
+                          env=cpu_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "tp ranks ok" in proc.stdout, \
+        proc.stdout[-2000:] + proc.stderr[-4000:]
 
 
 # ---- two gloo processes ------------------------------------------------------------------
