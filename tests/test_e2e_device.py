@@ -195,7 +195,7 @@ def test_abort_mid_stream_keeps_serving_others(fleet, refs, prompts, scale, dtyp
                         [r["output_ids"] for r in results], dtype, scale(dtype))
     assert not problems, problems
     deadline = time.time() + 60
-    while (used := e2e.used_tokens(srv)) and time.time() < deadline:
+    while (used := e2e.used_kv_tokens(srv)) and time.time() < deadline:
         time.sleep(0.5)
     assert used == 0, f"{used} KV slots still in use after the abort"
 

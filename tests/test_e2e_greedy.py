@@ -10,10 +10,6 @@ The target/drafter pair is built so that drafts are accepted for varying lengths
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.request
-
 import pytest
 
 from cpu_sglang import e2e
@@ -115,23 +111,10 @@ def test_repeated_prefix_hits_radix_cache(dflash, reference):
 def test_aborted_stream_frees_kv(dflash, reference):
     # Every earlier request of this server finished, most of them mid-block: nothing may
     # stay allocated once the radix cache is flushed.
-    idle = e2e.used_tokens(dflash)
+    idle = e2e.used_kv_tokens(dflash)
     assert idle == 0, f"{idle} KV slots still in use by finished requests"
-    payload = {"text": e2e.PROMPTS[0], "stream": True, "rid": "abort-me",
-               "sampling_params": {"temperature": 0, "max_new_tokens": 2000, "ignore_eos": True}}
-    req = urllib.request.Request(dflash.url + "/generate", data=json.dumps(payload).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=120) as stream:
-        for _ in range(4):  # the request is running and has produced some chunks
-            stream.readline()
-        dflash.post_text("/abort_request", {"rid": "abort-me"})
-    deadline = time.time() + 60
-    used = None
-    while time.time() < deadline:
-        used = e2e.used_tokens(dflash)
-        if used == idle:
-            break
-        time.sleep(0.5)
+    e2e.abort_running_stream(dflash, e2e.PROMPTS[0], rid="abort-me")
+    used = e2e.wait_kv_back_to(dflash, idle)
     assert used == idle, f"KV in use after the abort: {used} tokens (idle: {idle})"
     # and the server still answers exactly
     assert e2e.generate(dflash, e2e.PROMPTS[1])["output_ids"] == reference["ids"][1]

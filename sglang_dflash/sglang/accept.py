@@ -66,3 +66,23 @@ def outcome_from(result, prefix_lens: torch.Tensor) -> StepOutcome:
         out_tokens=result.commit_tokens.clamp_min(0).to(torch.int64),
         new_seq_lens=prefix_lens + commit.to(prefix_lens.dtype),
     )
+
+
+def broadcast_outcome(outcome: StepOutcome, prefix_lens: torch.Tensor,
+                      broadcast) -> StepOutcome:
+    """Every TP rank takes rank 0's decision (``broadcast(t)`` overwrites ``t`` in place
+    with rank 0's ``t``).
+
+    Ranks verify the same gathered logits with identically seeded generators, so they
+    agree already; this is the guard SGLang's sampler applies with
+    ``SYNC_TOKEN_IDS_ACROSS_TP=1`` or a grammar, against rare non-deterministic kernels
+    that would otherwise let the ranks' KV caches drift apart and hang the group."""
+    packed = torch.cat([outcome.accept_len.to(torch.int64)[:, None],
+                        outcome.bonus.to(torch.int64)[:, None],
+                        outcome.out_tokens.to(torch.int64)], dim=1)       # [bs, 2 + B]
+    broadcast(packed)
+    accept_len = packed[:, 0].to(torch.int32)
+    commit = accept_len + 1
+    return StepOutcome(accept_len=accept_len, commit_lens=commit, bonus=packed[:, 1].clone(),
+                       out_tokens=packed[:, 2:].clone(),
+                       new_seq_lens=prefix_lens + commit.to(prefix_lens.dtype))

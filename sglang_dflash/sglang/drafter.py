@@ -238,7 +238,10 @@ class SGLangDFlashDrafter(nn.Module):
                          cache_loc: torch.Tensor, kv_pool) -> None:
         """Write context K/V of n tokens into the draft pool.
 
-        target_hidden [n, K*H], positions [n] absolute positions, cache_loc [n] slot ids."""
+        target_hidden [n, K*H], positions [n] absolute positions, cache_loc [n] slot ids.
+        Under TP the target's captured hidden states and ``fc`` are replicated, and each
+        rank writes its own K/V heads (``qkv_proj`` is column-parallel; the draft pool
+        of a rank holds that rank's heads)."""
         if target_hidden.shape[0] == 0:
             return
         ctx = self.project_context(target_hidden)

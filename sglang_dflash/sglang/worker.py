@@ -18,6 +18,14 @@ the scheduler before each step) reserves ``2 * B`` slots past each request's
 committed length, and the worker only reads them from ``req_to_token``. Target and
 drafter share that slot index space (one draft slot per target slot).
 
+Under ``--tp-size N`` every rank runs this same code on the same batch, with no
+rank-dependent branch (only the start line is logged by rank 0): the drafter's
+layers are sharded like the target's, its argmax over the target's sharded LM head
+is vocab-parallel (``vocab_argmax.py``), the verify logits come all-gathered from
+SGLang's logits processor, and the accept step's generator is seeded alike, so every
+rank commits the same tokens. ``SYNC_TOKEN_IDS_ACROSS_TP=1`` (or a grammar) adds
+SGLang's guard: every rank takes rank 0's accept decision (``broadcast_outcome``).
+
 Context K/V is written for all B verified positions, not only the committed ones:
 slots past the committed length are overwritten by the next step's block before
 anything reads them, so the extra rows are harmless and the step stays free of
@@ -28,9 +36,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from functools import partial
 
 import torch
 
+from sglang.srt.distributed import get_tp_group
+from sglang.srt.layers.sampler import SYNC_TOKEN_IDS_ACROSS_TP
 from sglang.srt.managers.schedule_batch import ScheduleBatch
 from sglang.srt.managers.utils import GenerationBatchResult
 from sglang.srt.model_executor.forward_batch_info import (
@@ -57,12 +68,13 @@ from sglang.srt.speculative.spec_utils import (
 
 from ..config import DFlashConfigError, validate_against_target
 from ..ops import step as step_ops
-from .accept import verify_step
+from .accept import broadcast_outcome, verify_step
 from .draft_head import DraftHead
 from .drafter import SGLangDFlashDrafter, register_drafter_model
 from .hooks import drafter_config_of
 from .state import DFlashStepInput, DraftBlock, StepOutcome
 from .step_timing import StepTimer
+from .vocab_argmax import lm_head_shard
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +99,7 @@ class DFlashWorker(BaseSpecWorker):
 
         target_runner = target_worker.model_runner
         target_model = target_runner.model
-        if int(ps.tp_size) != 1:
-            # TODO(gpu issue): vocab-parallel draft argmax (per-rank max + all-gather).
-            raise NotImplementedError("sglang-dflash: tensor parallelism > 1 is not supported "
-                                      f"yet (got tp_size={ps.tp_size})")
+        self.tp_size = int(ps.tp_size)
         self.block_size = self._resolve_block_size(server_args)
         self.speculative_num_draft_tokens = self.block_size
         if server_args.speculative_draft_window_size is not None:
@@ -137,13 +146,18 @@ class DFlashWorker(BaseSpecWorker):
         if lm_head is None or getattr(lm_head, "weight", None) is None:
             raise RuntimeError("sglang-dflash: the target model exposes no `lm_head.weight` "
                                "for the drafter to borrow")
-        # Only the real vocabulary rows: SGLang pads the LM head (to a multiple of 64 rows),
-        # and a zero padding row could win the argmax when every real logit is negative.
+        # Only the real vocabulary rows of this rank's shard: SGLang pads the LM head (to a
+        # multiple of 64 rows per rank), and a zero padding row could win the argmax when
+        # every real logit is negative. Under TP the argmax is vocab-parallel.
         vocab = int(getattr(lm_head, "org_vocab_size", lm_head.weight.shape[0]))
         vocab = min(vocab, int(target_runner.model_config.vocab_size))
-        self.lm_head_weight = lm_head.weight[:vocab]  # [V, H]
+        self.lm_head_weight = lm_head.weight                 # [rows_padded, H], this rank's
+        head_tp = int(getattr(lm_head, "tp_size", self.tp_size))  # 1: replicated head
+        self.vocab_shard = lm_head_shard(lm_head, vocab, head_tp)
+        self._vocab_all_gather = (partial(get_tp_group().all_gather, dim=0)
+                                  if head_tp > 1 else None)
 
-        self.head = DraftHead(self.lm_head_weight, self.block_size, max_bs=0)  # eager only
+        self.head = self._draft_head(max_bs=0)  # eager only until the graphs are captured
         self.timer = StepTimer.from_env(self.device)  # SGLANG_DFLASH_STEP_TIMING
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(int(server_args.random_seed or 0))
@@ -153,10 +167,10 @@ class DFlashWorker(BaseSpecWorker):
             logger.info(
                 "sglang-dflash worker started: impl=%s block_size=%d "
                 "draft_attention_backend=%s dtype=%s drafter_layers=%d target_layer_ids=%s "
-                "mask_token_id=%d",
+                "mask_token_id=%d tp_size=%d",
                 IMPL_NAME, self.block_size, self.draft_attention_backend,
                 str(self.dtype).replace("torch.", ""), self.dflash.num_hidden_layers,
-                list(self.dflash.target_layer_ids), self.mask_token_id)
+                list(self.dflash.target_layer_ids), self.mask_token_id, self.tp_size)
 
     # ---- set-up helpers ----------------------------------------------------------------
     @staticmethod
@@ -166,6 +180,10 @@ class DFlashWorker(BaseSpecWorker):
             raise DFlashConfigError("--speculative-num-draft-tokens (block size)",
                                     ">= 2 (the anchor plus at least one draft)", block)
         return int(block)
+
+    def _draft_head(self, max_bs: int) -> DraftHead:
+        return DraftHead(self.lm_head_weight, self.block_size, max_bs, self.vocab_shard,
+                         self._vocab_all_gather)
 
     def _check_captured_layers(self, target_runner) -> None:
         """The target must capture exactly the layers our drafter reads, in order."""
@@ -214,8 +232,11 @@ class DFlashWorker(BaseSpecWorker):
             )
 
             capture_bs, _ = get_batch_sizes_to_capture(self.draft_model_runner, self.block_size)
-            self.head = DraftHead(self.lm_head_weight, self.block_size, max(capture_bs))
-            self.drafter.bind_draft_head(self.head)
+            if self._vocab_all_gather is None:
+                # Under vocab-parallel TP the argmax needs a collective; it stays outside
+                # the graph (after the replay), the drafter forward is still captured.
+                self.head = self._draft_head(max_bs=max(capture_bs))
+                self.drafter.bind_draft_head(self.head)
         self._draft_worker.init_cuda_graphs(capture_decode_cuda_graph=True)
         runner = self.draft_model_runner.decode_cuda_graph_runner
         captured = sorted(getattr(runner, "capture_bs", []) or [])
@@ -320,6 +341,9 @@ class DFlashWorker(BaseSpecWorker):
                               block.prefix_lens)
         if SIMULATE_ACC_LEN > 0:
             outcome = self._simulate_acceptance(chain, logits, outcome, block.prefix_lens)
+        if self.tp_size > 1 and (SYNC_TOKEN_IDS_ACROSS_TP or batch.has_grammar):
+            outcome = broadcast_outcome(outcome, block.prefix_lens,
+                                        partial(get_tp_group().broadcast, src=0))
 
         timer.mark()  # accept
         if on_publish is not None:

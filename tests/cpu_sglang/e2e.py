@@ -1,8 +1,7 @@
-"""Shared pieces of the end-to-end tests (tests/test_e2e_*.py).
+"""Shared pieces of the CPU end-to-end tests (tests/test_e2e_*.py).
 
 The tests start real SGLang 0.5.17 servers (one per configuration, shared by every
-test of a module) on tiny models built by ``models.py``: on CPU in fp32 by default, on CUDA
-with SGLANG_DFLASH_E2E_DEVICE=cuda (see server.py and docs/gpu-tests.md). They are skipped
+test of a module) on tiny fp32 models built by ``models.py``. They are skipped
 when SGLang is not installed, so the core suite runs without it.
 
 Environment:
@@ -16,11 +15,14 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import importlib.util
+import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
+import urllib.request
 
 import pytest
 
@@ -38,11 +40,10 @@ BUILTIN_WORKER_LINE = "Initialized DFLASH draft runner."
 
 
 def assert_our_worker(server: Server, block_size: int) -> None:
-    """The server's log shows our worker (not SGLang's) started at this block size, with the
-    draft attention backend and dtype the server was started with (CPU: torch_native, fp32)."""
+    """The server's log shows our worker (not SGLang's) started at this block size, fp32, CPU backend."""
     log = server.log_text()
     assert (f"{OUR_WORKER_LINE} block_size={block_size} "
-            f"draft_attention_backend={server.draft_attention} dtype={server.dtype}") in log
+            "draft_attention_backend=torch_native dtype=float32") in log
     assert BUILTIN_WORKER_LINE not in log
 
 
@@ -94,16 +95,8 @@ def dflash_args(drafter: str, block_size: int, *extra: str) -> list[str]:
             "--speculative-num-draft-tokens", str(block_size), *COMMON_ARGS, *extra]
 
 
-def launch(name: str, model: str, args: list[str], env: dict | None = None,
-           **device) -> Server:
-    """Start a server without waiting for it (``.wait_ready()`` does); ``device``: the
-    Server's ``dtype`` / ``attention`` / ``timeout_s``."""
-    return Server(model, args, log_path(name), env=env, **device).launch()
-
-
-def start(name: str, model: str, args: list[str], env: dict | None = None,
-          **device) -> Server:
-    return launch(name, model, args, env, **device).wait_ready()
+def start(name: str, model: str, args: list[str], env: dict | None = None) -> Server:
+    return Server(model, args, log_path(name), env=env).start()
 
 
 # ---- requests ---------------------------------------------------------------------------
@@ -160,7 +153,8 @@ def shared_prefix_prompts() -> list[str]:
     return [prefix + " " + tail for tail in ("What next?", "Tell me more.", "And then?")]
 
 
-def used_tokens(server: Server) -> int:
+# ---- KV accounting and aborts -------------------------------------------------------------
+def used_kv_tokens(server: Server) -> int:
     """KV slots in use, after dropping the radix cache's evictable entries."""
     try:
         server.post_text("/flush_cache", {})
@@ -169,3 +163,25 @@ def used_tokens(server: Server) -> int:
             raise
     rows = server.get("/get_load")
     return sum(int(r["num_tokens"]) - int(r["num_pending_tokens"]) for r in rows)
+
+
+def abort_running_stream(server: Server, prompt: str, rid: str) -> None:
+    """Start a long streaming request, read a few chunks, then abort it by ``rid``."""
+    payload = {"text": prompt, "stream": True, "rid": rid,
+               "sampling_params": {"temperature": 0, "max_new_tokens": 2000, "ignore_eos": True}}
+    req = urllib.request.Request(server.url + "/generate", data=json.dumps(payload).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as stream:
+        for _ in range(4):  # the request is running and has produced some chunks
+            stream.readline()
+        server.post_text("/abort_request", {"rid": rid})
+
+
+def wait_kv_back_to(server: Server, idle: int, timeout_s: float = 60.0) -> int:
+    """Poll until ``used_kv_tokens`` is back to ``idle`` or the timeout; returns the last count."""
+    deadline = time.time() + timeout_s
+    used = used_kv_tokens(server)
+    while used != idle and time.time() < deadline:
+        time.sleep(0.5)
+        used = used_kv_tokens(server)
+    return used
