@@ -126,7 +126,10 @@ def check_drafter(rank: int, drafter_dir: str) -> None:
                 assert torch.allclose(mine, want, atol=1e-5), \
                     f"rank {rank} layer {i}: context {name} is not this rank's heads"
             attn.attn = BlockAttention(k, v, attn.num_heads, kv, attn.head_dim)
-        out = ours(None, blk_pos, None, input_embeds=embeds).hidden_states
+        # the drafter embeds its input ids itself (through the target's embedding): bind a
+        # lookup table whose rows are the test's block embeddings
+        ours.bind_target_embedding(torch.nn.Embedding.from_pretrained(embeds))
+        out = ours(torch.arange(block), blk_pos, None).hidden_states
     assert torch.allclose(out, ref_out, atol=1e-5), \
         f"rank {rank}: block forward differs by {(out - ref_out).abs().max():.3g}"
 
