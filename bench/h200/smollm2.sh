@@ -5,11 +5,11 @@
 # no speculation, SGLang's built-in DFLASH and ours, at --speculative-num-draft-tokens 8 and 16,
 # triton attention, bf16.
 #
-# All servers start side by side (small --mem-fraction-static each: the model is 135M), then are
+# All servers start side by side (KV capped by --max-total-tokens: the model is 135M), then are
 # measured one after another, block 8 first; a step that would pass its deadline is skipped.
 # Needs: source /tmp/gpu-env.sh (SGLang 0.5.17), export SGLANG_DFLASH_SMOLLM2_GGUF=/tmp/smol.gguf.
 # Usage: bash bench/h200/smollm2.sh OUTDIR [DRAFTER_DIR]
-#   env: BLOCKS ("8 16"), BACKEND (triton), MEM_FRACTION (0.1), EVAL_PROMPTS (10), BENCH_PROMPTS (8),
+#   env: BLOCKS ("8 16"), BACKEND (triton), MEM_FRACTION (0.3), EVAL_PROMPTS (10), BENCH_PROMPTS (8),
 #        MAX_TOKENS (256), CONCURRENCY (1,8,32), END_S (285), DRY_RUN=1 (CPU harness, tiny)
 set -uo pipefail
 OUT=${1:?usage: smollm2.sh OUTDIR [drafter dir]}
@@ -31,7 +31,11 @@ if [ "${DRY_RUN:-0}" = 1 ]; then
   DEV=(--device cpu --attention-backend torch_native --dtype float32 --max-total-tokens 8192)
   SPEC_BACKEND=torch_native
 else
-  DEV=(--attention-backend "$BACKEND" --dtype bfloat16 --mem-fraction-static "${MEM_FRACTION:-0.1}")
+  # the KV pool is capped by --max-total-tokens; the fraction is SGLang's start-up accounting,
+  # which fails a server whose free memory drops by more than that share while it loads
+  # (servers starting side by side); no prefill graph (as in throughput.sh, for every config)
+  DEV=(--attention-backend "$BACKEND" --dtype bfloat16 --mem-fraction-static "${MEM_FRACTION:-0.3}"
+       --max-total-tokens 131072 --disable-prefill-cuda-graph)
   SPEC_BACKEND=$BACKEND
   # our plugin is found through its entry point: install the package metadata (no deps, offline)
   "$PY" -m pip install -q --no-deps --no-build-isolation --no-index -e . >/dev/null 2>&1 \
