@@ -8,7 +8,8 @@
 # Needs: SGLang 0.5.17 importable (source /tmp/gpu-env.sh after staging the bundle) and this repo.
 # Usage: bash bench/h200/throughput.sh OUTDIR [ATTENTION_BACKEND]
 # Env: SERVERS (subset of the five names below), CONCURRENCY (1,8,32), NUM_PROMPTS (8),
-#      BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0),
+#      BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0), MAX_TOTAL_TOKENS (set: all
+#      servers start at once with that KV cap and --cuda-graph-max-bs GRAPH_MAX_BS (64)),
 #      STEP_TIMING (N: our servers log the per-step time split every N decode steps,
 #      summarised into OUTDIR/step_split.json; off when unset)
 set -uo pipefail
@@ -73,18 +74,30 @@ wait_up() {  # name -> 0 when healthy, 1 when the server died or timed out
 }
 SERVERS=${SERVERS:-baseline builtin_acc1 builtin_acc6.44 ours_acc1 ours_acc6.44}
 urls=()
-for name in $SERVERS; do
-  case $name in
+launch() {
+  case $1 in
     baseline) start baseline none 0 ;;
-    builtin_acc*) start "$name" builtin "${name#builtin_acc}" ;;
-    ours_acc*) start "$name" sglang_dflash "${name#ours_acc}" ;;
+    builtin_acc*) start "$1" builtin "${1#builtin_acc}" ;;
+    ours_acc*) start "$1" sglang_dflash "${1#ours_acc}" ;;
   esac
-  if wait_up "$name"; then
-    echo "up: $name ($SECONDS s)"; urls+=(--url "$name=http://127.0.0.1:${PORT[$name]}")
+}
+report_up() {
+  if wait_up "$1"; then
+    echo "up: $1 ($SECONDS s)"; urls+=(--url "$1=http://127.0.0.1:${PORT[$1]}")
   else
-    echo "DOWN: $name"; tail -n 30 "$LOGS/$name.log"
+    echo "DOWN: $1"; tail -n 30 "$LOGS/$1.log"
   fi
-done
+}
+if [ -n "${MAX_TOTAL_TOKENS:-}" ]; then
+  # Side by side: every KV pool is capped, so the fraction is only SGLang's start-up check
+  # (a server fails when its free memory drops by more than that share while it loads).
+  COMMON+=(--max-total-tokens "$MAX_TOTAL_TOKENS" --cuda-graph-max-bs "${GRAPH_MAX_BS:-64}")
+  MEM_FRACTION=${MEM_FRACTION:-0.9}
+  for name in $SERVERS; do launch "$name"; done
+  for name in $SERVERS; do report_up "$name"; done
+else
+  for name in $SERVERS; do launch "$name"; report_up "$name"; done
+fi
 grep -h "sglang-dflash worker started" "$OUT"/logs/*.log || echo "note: no sglang-dflash start line found"
 
 python3 -m sglang_dflash.bench "${urls[@]}" --model "$T" --prompts mix --num-prompts "${NUM_PROMPTS:-8}" --max-tokens 256 \

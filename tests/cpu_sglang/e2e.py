@@ -1,7 +1,8 @@
-"""Shared pieces of the CPU end-to-end tests (tests/test_e2e_*.py).
+"""Shared pieces of the end-to-end tests (tests/test_e2e_*.py).
 
 The tests start real SGLang 0.5.17 servers (one per configuration, shared by every
-test of a module) on tiny fp32 models built by ``models.py``. They are skipped
+test of a module) on tiny models built by ``models.py``: on CPU in fp32 by default, on CUDA
+with SGLANG_DFLASH_E2E_DEVICE=cuda (see server.py and docs/gpu-tests.md). They are skipped
 when SGLang is not installed, so the core suite runs without it.
 
 Environment:
@@ -40,10 +41,11 @@ BUILTIN_WORKER_LINE = "Initialized DFLASH draft runner."
 
 
 def assert_our_worker(server: Server, block_size: int) -> None:
-    """The server's log shows our worker (not SGLang's) started at this block size, fp32, CPU backend."""
+    """The server's log shows our worker (not SGLang's) started at this block size, with the
+    draft attention backend and dtype the server was started with (CPU: torch_native, fp32)."""
     log = server.log_text()
     assert (f"{OUR_WORKER_LINE} block_size={block_size} "
-            "draft_attention_backend=torch_native dtype=float32") in log
+            f"draft_attention_backend={server.draft_attention} dtype={server.dtype}") in log
     assert BUILTIN_WORKER_LINE not in log
 
 
@@ -95,8 +97,16 @@ def dflash_args(drafter: str, block_size: int, *extra: str) -> list[str]:
             "--speculative-num-draft-tokens", str(block_size), *COMMON_ARGS, *extra]
 
 
-def start(name: str, model: str, args: list[str], env: dict | None = None) -> Server:
-    return Server(model, args, log_path(name), env=env).start()
+def launch(name: str, model: str, args: list[str], env: dict | None = None,
+           **device) -> Server:
+    """Start a server without waiting for it (``.wait_ready()`` does); ``device``: the
+    Server's ``dtype`` / ``attention`` / ``timeout_s``."""
+    return Server(model, args, log_path(name), env=env, **device).launch()
+
+
+def start(name: str, model: str, args: list[str], env: dict | None = None,
+          **device) -> Server:
+    return launch(name, model, args, env, **device).wait_ready()
 
 
 # ---- requests ---------------------------------------------------------------------------
