@@ -46,3 +46,16 @@ def test_report_on_gpu():
     assert rep["batch"] == 4 and rep["step"] > 0
     with pytest.raises(RuntimeError, match="phases marked"):
         timer.start(), timer.end(1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA events need a GPU")
+def test_reports_itself_once_the_gpu_is_done(caplog):
+    timer = StepTimer(every=2)
+    with caplog.at_level("INFO", logger="sglang_dflash.sglang.step_timing"):
+        for _ in range(3):
+            timer.start()
+            for _ in PHASES:
+                timer.mark()
+            torch.cuda.synchronize()  # the events are complete: end() may report
+            timer.end(1)
+    assert any("sglang-dflash step timing (2 steps" in r.getMessage() for r in caplog.records)

@@ -12,7 +12,9 @@ Phases (CUDA events between them, so the numbers are GPU time, not launch time):
 phases is the scheduler's and the host's share (batch bookkeeping, result processing, and
 launch latency the GPU could not hide).
 
-Off by default. When on, it synchronises once every N steps to read the events.
+Off by default. When on, it records six CUDA events per step and reads them once at least N
+steps are done on the GPU (``Event.query``, so it never blocks the host; a report may cover
+a few more than N steps).
 """
 
 from __future__ import annotations
@@ -72,11 +74,13 @@ class StepTimer:
             raise RuntimeError(f"StepTimer: {len(self._events) - 1} phases marked, "
                                f"expected {len(PHASES)}")
         self._steps.append((self._events, batch_size))
-        if len(self._steps) >= self.every:
+        # report once the newest step's events are done on the GPU: no host sync, so the
+        # overlap scheduler keeps running ahead (a few steps more may join the report)
+        if len(self._steps) >= self.every and self._steps[-1][0][-1].query():
             self.report()
 
     def report(self) -> dict:
-        self._steps[-1][0][-1].synchronize()
+        self._steps[-1][0][-1].synchronize()  # a no-op from end(); report() may be called early
         n = len(self._steps)
         ms = {p: sum(ev[i].elapsed_time(ev[i + 1]) for ev, _ in self._steps) / n
               for i, p in enumerate(PHASES)}
