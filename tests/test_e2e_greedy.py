@@ -111,11 +111,7 @@ def test_repeated_prefix_hits_radix_cache(dflash, reference):
 def test_aborted_stream_frees_kv(dflash, reference):
     # Every earlier request of this server finished, most of them mid-block: nothing may
     # stay allocated once the radix cache is flushed.
-    idle = e2e.used_kv_tokens(dflash)
-    assert idle == 0, f"{idle} KV slots still in use by finished requests"
-    e2e.abort_running_stream(dflash, e2e.PROMPTS[0], rid="abort-me")
-    used = e2e.wait_kv_back_to(dflash, idle)
-    assert used == idle, f"KV in use after the abort: {used} tokens (idle: {idle})"
+    e2e.assert_abort_frees_kv(dflash, e2e.PROMPTS[0], rid="abort-me")
     # and the server still answers exactly
     assert e2e.generate(dflash, e2e.PROMPTS[1])["output_ids"] == reference["ids"][1]
 

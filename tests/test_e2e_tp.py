@@ -119,10 +119,6 @@ def test_sampled_requests_keep_the_ranks_in_step(server, tp1):
 
 
 def test_abort_frees_kv_and_output_stays_exact(server, tp1):
-    idle = e2e.used_kv_tokens(server)
-    assert idle == 0, f"{idle} KV slots still in use by finished requests"
-    e2e.abort_running_stream(server, e2e.PROMPTS[0], rid="tp-abort-me")
-    used = e2e.wait_kv_back_to(server, idle)
-    assert used == idle, f"KV in use after the abort: {used} tokens (idle: {idle})"
+    e2e.assert_abort_frees_kv(server, e2e.PROMPTS[0], rid="tp-abort-me")
     # a rank that fell out of step would hang or diverge here
     assert e2e.generate(server, e2e.PROMPTS[5], GREEDY)["output_ids"] == tp1.ids(e2e.PROMPTS[5])

@@ -195,3 +195,12 @@ def wait_kv_back_to(server: Server, idle: int, timeout_s: float = 60.0) -> int:
         time.sleep(0.5)
         used = used_kv_tokens(server)
     return used
+
+
+def assert_abort_frees_kv(server: Server, prompt: str, rid: str) -> None:
+    """No KV in use by finished requests; then a stream aborted mid-way gives its slots back."""
+    idle = used_kv_tokens(server)
+    assert idle == 0, f"{idle} KV slots still in use by finished requests"
+    abort_running_stream(server, prompt, rid=rid)
+    used = wait_kv_back_to(server, idle)
+    assert used == idle, f"KV in use after the abort: {used} tokens (idle: {idle})"

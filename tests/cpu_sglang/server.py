@@ -95,12 +95,7 @@ def cpu_env(extra: dict | None = None) -> dict:
         OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "2"),
         PYTHONPATH=os.pathsep.join(p for p in [STUBS, env.get("PYTHONPATH", "")] if p),
     )
-    for k, v in (extra or {}).items():
-        if v is None:
-            env.pop(k, None)
-        else:
-            env[k] = str(v)
-    return env
+    return _with_extra(env, extra)
 
 
 def cuda_env(extra: dict | None = None, dtype: str | None = None) -> dict:
@@ -112,6 +107,11 @@ def cuda_env(extra: dict | None = None, dtype: str | None = None) -> dict:
         # Triton's tl.dot rounds fp32 inputs to TF32 by default, and SGLang's triton
         # attention kernels use tl.dot: exact fp32 needs IEEE products.
         env["TRITON_F32_DEFAULT"] = "ieee"
+    return _with_extra(env, extra)
+
+
+def _with_extra(env: dict, extra: dict | None) -> dict:
+    """The caller's overrides last: a value sets the variable, None removes it."""
     for k, v in (extra or {}).items():
         if v is None:
             env.pop(k, None)
