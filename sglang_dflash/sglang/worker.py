@@ -276,10 +276,7 @@ class DFlashWorker(BaseSpecWorker):
         if hidden is None:
             raise RuntimeError("sglang-dflash: the target returned no captured hidden states "
                                "in prefill (layers-to-capture not configured)")
-        # Positions of the extended tokens: prefix_len .. prefix_len + extend_len - 1.
-        extend_lens = torch.tensor(batch.extend_lens, dtype=torch.int64, device=self.device)
-        prefix_lens = torch.tensor(batch.prefix_lens, dtype=torch.int64, device=self.device)
-        positions = _concat_ranges(prefix_lens, extend_lens)
+        positions = self._extend_positions(batch)                       # [sum(extend_lens)]
         # Written before returning: the scheduler may insert these slots into the radix
         # cache as soon as the result is processed.
         self.drafter.write_context_kv(hidden, positions, batch.out_cache_loc.to(torch.int64),
@@ -287,6 +284,18 @@ class DFlashWorker(BaseSpecWorker):
         result.logits_output.hidden_states = None  # no large D2H copy
         result.next_draft_input = DFlashStepInput.make(result.next_token_ids, batch.seq_lens)
         return result
+
+    def _extend_positions(self, batch: ScheduleBatch) -> torch.Tensor:
+        """Positions of the extended tokens, ``prefix_len .. prefix_len + extend_len - 1`` per
+        request, built on the host from the batch's lists and copied without blocking. Built
+        on the device, the output size would have to come back to the host: a sync that
+        drains the overlap pipeline at every prefill."""
+        ranges = [torch.arange(p, p + n, dtype=torch.int64)
+                  for p, n in zip(batch.prefix_lens, batch.extend_lens)]
+        pos = torch.cat(ranges) if ranges else torch.empty(0, dtype=torch.int64)
+        if self.device.type == "cuda":
+            return pos.pin_memory().to(self.device, non_blocking=True)
+        return pos.to(self.device)
 
     def _idle(self, on_publish) -> GenerationBatchResult:
         empty = torch.empty((0,), dtype=torch.int64, device=self.device)
@@ -452,10 +461,3 @@ class DFlashWorker(BaseSpecWorker):
         outcome.new_seq_lens = prefix_lens + outcome.commit_lens.to(prefix_lens.dtype)
         return outcome
 
-
-def _concat_ranges(starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """[s0, s0+1, .., s0+l0-1, s1, ...] for starts/lengths [n] (device-side, no loop)."""
-    total = int(lengths.sum())
-    seg_start = torch.cumsum(lengths, 0) - lengths                     # [n]
-    owner = torch.repeat_interleave(torch.arange(len(lengths), device=lengths.device), lengths)
-    return starts[owner] + torch.arange(total, device=lengths.device) - seg_start[owner]
