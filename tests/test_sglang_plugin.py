@@ -108,6 +108,19 @@ def test_accept_step_matches_core_verifier():
     assert "OK" in out
 
 
+def test_extend_positions():
+    out = _run("""
+        import torch
+        from sglang_dflash.sglang.worker import extend_positions
+        cpu = torch.device("cpu")
+        got = extend_positions([0, 5, 7], [3, 0, 2], cpu)
+        assert got.tolist() == [0, 1, 2, 7, 8] and got.dtype == torch.int64, got
+        assert extend_positions([], [], cpu).tolist() == []
+        print("OK")
+    """)
+    assert "OK" in out
+
+
 @pytest.mark.slow
 def test_offline_engine_uses_our_worker():
     pair = e2e.steered_pair()

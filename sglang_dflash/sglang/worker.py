@@ -276,7 +276,7 @@ class DFlashWorker(BaseSpecWorker):
         if hidden is None:
             raise RuntimeError("sglang-dflash: the target returned no captured hidden states "
                                "in prefill (layers-to-capture not configured)")
-        positions = self._extend_positions(batch)                       # [sum(extend_lens)]
+        positions = extend_positions(batch.prefix_lens, batch.extend_lens, self.device)
         # Written before returning: the scheduler may insert these slots into the radix
         # cache as soon as the result is processed.
         self.drafter.write_context_kv(hidden, positions, batch.out_cache_loc.to(torch.int64),
@@ -284,18 +284,6 @@ class DFlashWorker(BaseSpecWorker):
         result.logits_output.hidden_states = None  # no large D2H copy
         result.next_draft_input = DFlashStepInput.make(result.next_token_ids, batch.seq_lens)
         return result
-
-    def _extend_positions(self, batch: ScheduleBatch) -> torch.Tensor:
-        """Positions of the extended tokens, ``prefix_len .. prefix_len + extend_len - 1`` per
-        request, built on the host from the batch's lists and copied without blocking. Built
-        on the device, the output size would have to come back to the host: a sync that
-        drains the overlap pipeline at every prefill."""
-        ranges = [torch.arange(p, p + n, dtype=torch.int64)
-                  for p, n in zip(batch.prefix_lens, batch.extend_lens)]
-        pos = torch.cat(ranges) if ranges else torch.empty(0, dtype=torch.int64)
-        if self.device.type == "cuda":
-            return pos.pin_memory().to(self.device, non_blocking=True)
-        return pos.to(self.device)
 
     def _idle(self, on_publish) -> GenerationBatchResult:
         empty = torch.empty((0,), dtype=torch.int64, device=self.device)
@@ -461,3 +449,15 @@ class DFlashWorker(BaseSpecWorker):
         outcome.new_seq_lens = prefix_lens + outcome.commit_lens.to(prefix_lens.dtype)
         return outcome
 
+
+def extend_positions(prefix_lens: list[int], extend_lens: list[int],
+                     device: torch.device) -> torch.Tensor:
+    """Positions of the extended tokens, ``prefix_len .. prefix_len + extend_len - 1`` per
+    request, [sum(extend_lens)] int64. Built on the host from the batch's lists and copied
+    without blocking: built on the device, its length would have to come back to the host,
+    a sync that drains the overlap pipeline at every prefill."""
+    ranges = [torch.arange(p, p + n, dtype=torch.int64) for p, n in zip(prefix_lens, extend_lens)]
+    pos = torch.cat(ranges) if ranges else torch.empty(0, dtype=torch.int64)
+    if device.type == "cuda":
+        return pos.pin_memory().to(device, non_blocking=True)
+    return pos.to(device)
