@@ -38,33 +38,39 @@ def verify_step(
     sampling_info,               # SGLang SamplingBatchInfo or None
     generator: torch.Generator | None,
     prefix_lens: torch.Tensor,   # [bs] committed lengths before the step
-) -> StepOutcome:
+) -> tuple[StepOutcome, torch.Tensor | None]:
     """The accept decision of one step, through the checked step kernels
-    (``sglang_dflash.ops.step``: Triton on GPU, the torch verifier elsewhere)."""
+    (``sglang_dflash.ops.step``: Triton on GPU, the torch verifier elsewhere).
+
+    Returns the outcome and, for an all-greedy batch, the target's argmax per block
+    position [bs, B] (None when sampling), which SGLANG_SIMULATE_ACC_LEN reuses."""
     bs, B = block_tokens.shape
     drafts = block_tokens[:, 1:].contiguous()
     logits = logits.view(bs, B, -1)
     committed = prefix_lens.to(torch.int64)
     if sampling_info is None or sampling_info.is_all_greedy:
-        result = step_ops.greedy_accept(drafts, logits.argmax(dim=-1), committed)
-    else:
-        probs = target_probs(logits, sampling_params_from(sampling_info)).float().contiguous()
-        accept_u = torch.rand((bs, B - 1), generator=generator, device=logits.device)
-        bonus_u = torch.rand((bs,), generator=generator, device=logits.device)
-        result = step_ops.sampling_accept(drafts, probs, accept_u, bonus_u, committed)
-    return outcome_from(result, prefix_lens)
+        best = logits.argmax(dim=-1)                                     # [bs, B]
+        return outcome_from(step_ops.greedy_accept(drafts, best, committed), prefix_lens), best
+    probs = target_probs(logits, sampling_params_from(sampling_info)).float().contiguous()
+    accept_u = torch.rand((bs, B - 1), generator=generator, device=logits.device)
+    bonus_u = torch.rand((bs,), generator=generator, device=logits.device)
+    result = step_ops.sampling_accept(drafts, probs, accept_u, bonus_u, committed)
+    return outcome_from(result, prefix_lens), None
 
 
 def outcome_from(result, prefix_lens: torch.Tensor) -> StepOutcome:
     """``result``: anything with accept_len [bs], bonus [bs] and commit_tokens [bs, B]
     (d_1 .. d_A, bonus, then -1), e.g. ``ops.step.StepOutput`` or ``verify.VerifyResult``."""
     commit = (result.accept_len + 1).to(torch.int32)
+    new_len = getattr(result, "new_len", None)  # the step kernels compute it already
+    if new_len is None or new_len.dtype != prefix_lens.dtype:
+        new_len = prefix_lens + commit.to(prefix_lens.dtype)
     return StepOutcome(
         accept_len=result.accept_len.to(torch.int32),
         commit_lens=commit,
         bonus=result.bonus.to(torch.int64),
         out_tokens=result.commit_tokens.clamp_min(0).to(torch.int64),
-        new_seq_lens=prefix_lens + commit.to(prefix_lens.dtype),
+        new_seq_lens=new_len,
     )
 
 

@@ -334,10 +334,11 @@ class DFlashWorker(BaseSpecWorker):
         if mask is not None:
             mask.apply(logits)
 
-        outcome = verify_step(chain, logits, batch.sampling_info, self._generator,
-                              block.prefix_lens)
+        outcome, target_best = verify_step(chain, logits, batch.sampling_info, self._generator,
+                                           block.prefix_lens)
         if SIMULATE_ACC_LEN > 0:
-            outcome = self._simulate_acceptance(chain, logits, outcome, block.prefix_lens)
+            outcome = self._simulate_acceptance(chain, logits, target_best, outcome,
+                                                block.prefix_lens)
         if self.tp_size > 1 and (SYNC_TOKEN_IDS_ACROSS_TP or batch.has_grammar):
             outcome = broadcast_outcome(outcome, block.prefix_lens,
                                         partial(get_tp_group().broadcast, src=0))
@@ -432,12 +433,12 @@ class DFlashWorker(BaseSpecWorker):
             skip_attn_backend_init=True)
         return out.logits_output, out.can_run_cuda_graph
 
-    def _simulate_acceptance(self, chain, logits, outcome: StepOutcome,
+    def _simulate_acceptance(self, chain, logits, target_best, outcome: StepOutcome,
                              prefix_lens) -> StepOutcome:
         """SGLANG_SIMULATE_ACC_LEN: force the acceptance length with SGLang's own routine,
         so benchmarks with a forced acceptance match the built-in worker exactly."""
         bs, B = chain.shape
-        target_top1 = logits.view(bs, B, -1).argmax(dim=-1)
+        target_top1 = target_best if target_best is not None else logits.view(bs, B, -1).argmax(-1)
         if SIMULATE_ACC_TOKEN_MODE not in ("fixed", "real-draft-token"):
             raise ValueError(f"SGLANG_SIMULATE_ACC_TOKEN_MODE: expected 'fixed' or "
                              f"'real-draft-token', got {SIMULATE_ACC_TOKEN_MODE!r}")
