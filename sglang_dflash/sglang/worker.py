@@ -12,6 +12,9 @@ Decode, one step for the whole batch:
     build blocks -> one draft forward -> draft tokens through the target LM head ->
     TARGET_VERIFY of each block as one chain -> accept (core verifier) ->
     ``on_publish`` -> context K/V of the verified tokens -> next anchors = bonus.
+    On GPU the draft forward, LM head and argmax replay from CUDA graphs
+    (``init_cuda_graphs``), the glue runs as Triton kernels (``sglang_dflash.ops``), and
+    ``SGLANG_DFLASH_STEP_TIMING`` times the five phases (``step_timing.py``).
 
 KV slots are never allocated here: ``DFlashStepInput.prepare_for_decode`` (run by
 the scheduler before each step) reserves ``2 * B`` slots past each request's
@@ -29,7 +32,7 @@ SGLang's guard: every rank takes rank 0's accept decision (``broadcast_outcome``
 Context K/V is written for all B verified positions, not only the committed ones:
 slots past the committed length are overwritten by the next step's block before
 anything reads them, so the extra rows are harmless and the step stays free of
-data-dependent shapes (a later CUDA-graph issue relies on that).
+data-dependent shapes and host syncs.
 """
 
 from __future__ import annotations
