@@ -200,6 +200,36 @@ def test_abort_mid_stream_keeps_serving_others(fleet, refs, prompts, scale, dtyp
     assert used == 0, f"{used} KV slots still in use after the abort"
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sampled_distribution_is_the_targets(fleet, pair, prompts, dtype):
+    """Sampling through our worker (rejection sampling of the drafts, the Triton sampling
+    kernel on a GPU): the first two sampled tokens follow the target's joint distribution,
+    computed in fp32 with transformers. In bf16 the server's probabilities differ from the
+    fp32 ones by rounding only, far below what 400 samples can detect; a near-tie at the
+    top-k border may let a handful of samples fall outside the fp32 support, which the
+    chi-square's pooled cell bounds (at most 5)."""
+    from cpu_sglang import sampling_check as sc
+
+    srv = fleet.get(f"ours-{dtype}")
+    model, _ = e2e.load_hf(pair.target)
+    # prompt 0 of the hd64 pair: 7 pairs of expected count >= 5, the likeliest at 0.64
+    prompt_ids = prompts["short"][0]
+    sp = {"temperature": 1.0, "top_k": 6}
+    results = srv.post("/generate", {"input_ids": [prompt_ids] * sc.SAMPLES, "sampling_params":
+                                     {**sp, "max_new_tokens": 3, "ignore_eos": True}})
+    counts = sc.joint_counts(results)
+    exact = sc.exact_joint(model, prompt_ids, sp)
+    if dtype == "float32":
+        outside = [p for p in counts if p not in exact]
+        assert not outside, f"sampled pairs the target gives zero probability: {outside[:5]}"
+    z, dof = sc.chi_square_z(counts, exact, sc.SAMPLES)
+    ds.record(f"ours-{dtype}-sampling", z=round(z, 2), dof=dof, cells=len(counts))
+    assert z < sc.Z_LIMIT, f"sampled distribution differs from the target's (z={z:.2f}, dof={dof})"
+    assert len(counts) > 1
+    assert any(r["meta_info"]["spec_verify_ct"] == 1 for r in results), \
+        "no sampled request accepted a draft: the verifier did not run on sampled rows"
+
+
 @pytest.mark.parametrize("backend", ["flashinfer", "fa4"])
 def test_draft_attention_backend(fleet, refs, prompts, scale, backend):
     if not ds.cuda():
