@@ -86,7 +86,7 @@ def test_accept_step_matches_core_verifier():
         chain[1, 3] = (best[1, 2] + 1) % V
         prefix = torch.tensor([10, 20, 30, 40, 50])
         greedy = SimpleNamespace(is_all_greedy=True)
-        o, best_out = verify_step(chain, logits, greedy, None, prefix)
+        o, best_out = verify_step(chain[:, 1:], logits, greedy, None, prefix)
         assert torch.equal(best_out, best)  # handed on to SGLANG_SIMULATE_ACC_LEN
         ref = greedy_verify(chain[:, 1:], logits.view(bs, B, V))
         assert torch.equal(o.accept_len.long(), ref.accept_len) and torch.equal(o.bonus, ref.bonus)
@@ -98,7 +98,7 @@ def test_accept_step_matches_core_verifier():
         info = SimpleNamespace(is_all_greedy=False, top_ks=torch.full((bs,), 5),
                                temperatures=torch.full((bs, 1), 0.8), top_ps=torch.full((bs,), 0.9),
                                min_ps=torch.zeros(bs))
-        o, best_out = verify_step(chain, logits, info, torch.Generator().manual_seed(3), prefix)
+        o, best_out = verify_step(chain[:, 1:], logits, info, torch.Generator().manual_seed(3), prefix)
         assert best_out is None
         assert torch.equal(o.new_seq_lens, prefix + o.commit_lens)
         probs = target_probs(logits.view(bs, B, V), sampling_params_from(info)).float()

@@ -33,7 +33,7 @@ def sampling_params_from(sampling_info) -> SamplingParams:
 
 
 def verify_step(
-    block_tokens: torch.Tensor,  # [bs, B] anchor + drafts, the verified chain
+    drafts: torch.Tensor,        # [bs, B-1] the drafter's proposals (the chain after its anchor)
     logits: torch.Tensor,        # [bs * B, V] target logits after SGLang's logit adjustments
     sampling_info,               # SGLang SamplingBatchInfo or None
     generator: torch.Generator | None,
@@ -44,8 +44,8 @@ def verify_step(
 
     Returns the outcome and, for an all-greedy batch, the target's argmax per block
     position [bs, B] (None when sampling), which SGLANG_SIMULATE_ACC_LEN reuses."""
-    bs, B = block_tokens.shape
-    drafts = block_tokens[:, 1:].contiguous()
+    bs, B = drafts.shape[0], drafts.shape[1] + 1
+    drafts = drafts.contiguous()  # a no-op for the worker's drafts
     logits = logits.view(bs, B, -1)
     committed = prefix_lens.to(torch.int64)
     if sampling_info is None or sampling_info.is_all_greedy:

@@ -337,7 +337,7 @@ class DFlashWorker(BaseSpecWorker):
         if mask is not None:
             mask.apply(logits)
 
-        outcome, target_best = verify_step(chain, logits, batch.sampling_info, self._generator,
+        outcome, target_best = verify_step(drafts, logits, batch.sampling_info, self._generator,
                                            block.prefix_lens)
         if SIMULATE_ACC_LEN > 0:
             outcome = self._simulate_acceptance(chain, logits, target_best, outcome,
