@@ -40,6 +40,7 @@ from sglang.srt.layers.radix_attention import AttentionType, RadixAttention
 from sglang.srt.layers.rotary_embedding import get_rope
 from sglang.srt.model_executor.forward_batch_info import ForwardBatch
 from sglang.srt.model_loader.weight_utils import default_weight_loader
+from sglang.srt.models.utils import apply_qk_norm
 
 from ..config import DFlashConfig, DFlashConfigError, parse_drafter_config
 from .context_kv import ContextKVWriter
@@ -111,8 +112,10 @@ class DraftAttention(nn.Module):
         # positions [n], x [n, H] (n = bs * B block tokens)
         qkv, _ = self.qkv_proj(x)
         q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
-        q, k = self.rotary_emb(positions, self._norm_heads(q, self.q_norm),
-                               self._norm_heads(k, self.k_norm))
+        # SGLang's per-head q/k RMSNorm: on CUDA one fused kernel, in place on the qkv views
+        # (per-norm reshapes of these strided views would each copy first)
+        q, k = apply_qk_norm(q, k, self.q_norm, self.k_norm, self.head_dim)
+        q, k = self.rotary_emb(positions, q, k)
         out, _ = self.o_proj(self.attn(q, k, v, forward_batch))
         return out
 
@@ -147,7 +150,10 @@ class DraftMLP(nn.Module):
 
 
 class DraftLayer(nn.Module):
-    """Pre-norm Qwen3 decoder layer applied to block tokens only."""
+    """Pre-norm Qwen3 decoder layer applied to block tokens only.
+
+    The residual stream is carried separately so each norm adds it in the same kernel
+    (SGLang's fused add + RMSNorm): x_out + residual_out is the usual layer output."""
 
     def __init__(self, cfg: DFlashConfig, layer_id: int, tp_size: int, quant_config=None,
                  prefix: str = ""):
@@ -158,9 +164,15 @@ class DraftLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps)
         self.mlp = DraftMLP(cfg, quant_config, prefix=f"{prefix}.mlp")
 
-    def forward(self, positions, x, forward_batch):
-        x = x + self.self_attn(positions, self.input_layernorm(x), forward_batch)
-        return x + self.mlp(self.post_attention_layernorm(x))
+    def forward(self, positions, x, residual, forward_batch):
+        # x [n, H] this layer's input delta, residual [n, H] or None (first layer: x is all)
+        if residual is None:
+            residual, h = x, self.input_layernorm(x)
+        else:
+            h, residual = self.input_layernorm(x, residual)
+        h = self.self_attn(positions, h, forward_batch)
+        h, residual = self.post_attention_layernorm(h, residual)
+        return self.mlp(h), residual
 
 
 class SGLangDFlashDrafter(nn.Module):
@@ -215,9 +227,10 @@ class SGLangDFlashDrafter(nn.Module):
             raise RuntimeError("DFlash drafter: target embedding not bound "
                                "(DFlashWorker.bind_target_embedding was not called)")
         x = self._embed(input_ids).to(self.fc.weight.dtype)
+        residual = None
         for layer in self.layers:
-            x = layer(positions, x, forward_batch)
-        hidden = self.norm(x)
+            x, residual = layer(positions, x, residual, forward_batch)
+        hidden = self.norm(x) if residual is None else self.norm(x, residual)[0]
         if self._head is not None and _capturing():
             # inside graph capture: the proposals join the graph (DraftHead.out)
             self._head.record(hidden)
