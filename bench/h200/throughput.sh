@@ -7,7 +7,7 @@
 # after another, so no two timings overlap.
 # Needs: SGLang 0.5.17 importable (source /tmp/gpu-env.sh after staging the bundle) and this repo.
 # Usage: bash bench/h200/throughput.sh OUTDIR [ATTENTION_BACKEND]
-# Env: SERVERS (subset of the five names below), CONCURRENCY (1,8,32), NUM_PROMPTS (8),
+# Env: SERVERS (subset of the five names below), CONCURRENCY (1,8,32), NUM_PROMPTS (8), SEED (0),
 #      BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0), MAX_TOTAL_TOKENS (set: all
 #      servers start at once with that KV cap and --cuda-graph-max-bs GRAPH_MAX_BS (64)),
 #      STEP_TIMING (N: our servers log the per-step time split every N decode steps,
@@ -30,7 +30,11 @@ D=/tmp/h200-models/dflash-b16-dummy
 # it sees, so servers starting side by side race for it. The prefill CUDA graph is off for every
 # server (PREFILL_GRAPH=1 keeps it): its capture takes ~85 s and ~23 GB per server and it only
 # runs prefills, the same for all configurations.
-COMMON=(--model-path "$T" --load-format dummy --attention-backend "$BACKEND" --host 127.0.0.1 --log-level info)
+# One --random-seed for every server: SGLANG_SIMULATE_ACC_LEN draws each step's forced length
+# from torch's host RNG, so the built-in and ours then see the same sequence of lengths
+# (common random numbers) instead of two independent ones that differ by ~1% over a run.
+COMMON=(--model-path "$T" --load-format dummy --attention-backend "$BACKEND" --host 127.0.0.1 --log-level info
+        --random-seed "${SEED:-0}")
 [ "${PREFILL_GRAPH:-0}" = 1 ] || COMMON+=(--disable-prefill-cuda-graph)
 SPEC=(--speculative-algorithm DFLASH --speculative-draft-model-path "$D" --speculative-draft-load-format dummy
       --speculative-num-draft-tokens 16 --speculative-draft-attention-backend "$BACKEND")
