@@ -14,6 +14,10 @@
 # early hands its time on (deadlines are absolute). Writes into OUTDIR: drafter/ (config.json +
 # model.safetensors, bf16), measure.json, train_log.jsonl, train_summary.json, logs/, phases.json.
 #
+# Env: INIT_FROM (drafter to continue, default the shipped one), EXTRA_DATA (more distilled
+# JSONL files to train on beside this run's, e.g. an earlier run's WORK/distill.jsonl), SEED,
+# NUM, MAX_NEW, BATCH, ANCHORS, LR, GAMMA, the phase deadlines. WORK=DIR keeps the scratch
+# folder (target, prompts, distilled data, checkpoint) for a second run on the same machine.
 # GPU: source /tmp/gpu-env.sh first (SGLang 0.5.17), export SGLANG_DFLASH_SMOLLM2_GGUF=/tmp/smol.gguf.
 # CPU dry run (tiny): see DRY_RUN=1 below; it shrinks every count and uses SGLang's CPU engine.
 # Usage: bash bench/h200/train_smollm2.sh OUTDIR
@@ -105,12 +109,14 @@ log "distilled conversations: $N_DIST"
 
 # 4. train (continue the shipped drafter); if SGLang gave (almost) nothing, let the trainer
 #    self-distill with HF generate (bf16) for half of the remaining time instead
-COMMON=(--target "$TGT" --out "$W/run" --init-from "$SHIPPED" --block-size 16 --num-layers 3 --num-target-features 5
+COMMON=(--target "$TGT" --out "$W/run" --init-from "${INIT_FROM:-$SHIPPED}" --block-size 16 --num-layers 3 --num-target-features 5
         --batch-size "$BATCH" --num-anchors "$ANCHORS" --lr "$LR" --gamma "$GAMMA" --weight-decay 0.05 --warmup 0.02
         --steps 1000000 --eval-prompts 0 --log-every 50 --save-every 0 --target-labels "${DEVICE_ARGS[@]}")
 LEFT=$(( TRAIN_END - $(now) - TRAIN_OVERHEAD_S ))
+# shellcheck disable=SC2206  # EXTRA_DATA: space-separated paths
+EXTRA=(${EXTRA_DATA:-})
 if [ "$N_DIST" -ge "${MIN_DIST:-2000}" ] || { [ "${DRY_RUN:-0}" = 1 ] && [ "$N_DIST" -gt 0 ]; }; then
-  DATA=(--data "$W/distill.jsonl")
+  DATA=(--data "$W/distill.jsonl" "${EXTRA[@]}")
 else
   log "SGLang distillation gave $N_DIST conversations: falling back to the trainer's HF self-distillation"
   DATA=(--data "$W/train.jsonl" --self-distill --distill-max-new-tokens "$MAX_NEW" --distill-batch-size 1024
@@ -141,6 +147,7 @@ head -c 2000000 "$W/distill.jsonl" >"$OUT/distill_sample.jsonl" 2>/dev/null  # a
   echo "{"
   echo "  \"date\": \"$(date -u +%FT%TZ)\", \"host\": \"$(hostname)\", \"wall_s\": $(now), \"distilled\": $N_DIST,"
   echo "  \"gpu\": \"$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)\","
+  echo "  \"init_from\": \"${INIT_FROM:-$SHIPPED}\", \"extra_data\": \"${EXTRA_DATA:-}\","
   echo "  \"settings\": {\"NUM\": $NUM, \"SEED\": $SEED, \"MAX_NEW\": $MAX_NEW, \"BATCH\": $BATCH, \"ANCHORS\": $ANCHORS, \"LR\": \"$LR\", \"GAMMA\": \"$GAMMA\", \"train_minutes\": $MINUTES},"
   echo "  \"phases\": {$(IFS=,; echo "${PHASES[*]}")}"
   echo "}"
