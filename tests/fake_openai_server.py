@@ -104,7 +104,7 @@ class _Handler(BaseHTTPRequestHandler):
                "/v1/completions": "completions"}.get(self.path)
         if api is None:
             return self._json(404, {"error": "not found"})
-        self.fake.requests.append({"api": api, **body})
+        self.fake.requests.append({"api": api, "_arrived": time.monotonic(), **body})
         text = prompt_text(api, body)
         if "[slow]" in text:
             time.sleep(self.fake.slow_s)

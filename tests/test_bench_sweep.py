@@ -1,6 +1,7 @@
 """A whole sweep and its reports, against a loopback server and a dead URL."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -8,7 +9,7 @@ from fake_openai_server import FakeServer
 from sglang_dflash.bench import report as rep
 from sglang_dflash.bench.cli import main
 from sglang_dflash.bench.client import RequestSpec
-from sglang_dflash.bench.runner import Workload, probe, requests_for_level, served_model_name
+from sglang_dflash.bench.runner import Workload, probe, requests_for_level, run_level, served_model_name
 from sglang_dflash.bench.sweep import Target, run_sweep
 
 
@@ -35,6 +36,21 @@ def test_probe_and_model_name(server):
     assert "Connection refused" in probe("http://127.0.0.1:9", timeout=1)
     assert served_model_name(server.url) == "fake-model"
     assert served_model_name("http://127.0.0.1:9", timeout=1) is None
+
+
+def test_warm_up_rounds_run_the_level_batch_size_before_counting():
+    """--warmup N: N rounds of `concurrency` short requests in flight together, then the level."""
+    with FakeServer(accept=4, slow_s=0.4) as fake:
+        work = _work(["a [slow]", "b [slow]", "c [slow]"], n=40, timeout=5)
+        stats, _ = run_level("fake", fake.url, replace(work, warmup=2), concurrency=3, num_requests=3)
+        sent = fake.requests
+    assert stats.completed == 3
+    tokens = [r["sampling_params"]["max_new_tokens"] for r in sent]
+    assert tokens == [16] * 6 + [40] * 3
+    for k in (0, 3):  # each warm-up round: its 3 requests arrive together, not one slow reply apart
+        arrivals = [r["_arrived"] for r in sent[k: k + 3]]
+        assert max(arrivals) - min(arrivals) < 0.3
+    assert sent[3]["_arrived"] - sent[0]["_arrived"] >= 0.35  # round 2 starts after round 1 ends
 
 
 def test_sweep_counts_failures_and_never_raises(server):

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--concurrency", default="1,8,32", help="comma-separated levels")
     g.add_argument("--num-requests", type=int,
                    help="requests per level (default: all prompts, at least 4 x concurrency)")
-    g.add_argument("--warmup", type=int, default=2, help="uncounted requests before each level")
+    g.add_argument("--warmup", type=int, default=2, help="uncounted warm-up rounds before each level, each of `concurrency` short requests in flight")
     g.add_argument("--timeout", type=float, default=600.0, help="s per request")
     g.add_argument("--no-stream", action="store_true",
                    help="non-streaming requests (chat then returns meta_info; no TTFT/ITL)")
