@@ -13,6 +13,7 @@
 #   SGLANG_DFLASH_E2E_DEVICE=cpu PYTHON=...     dry run on CPU (fp32) with the CPU harness venv
 #   E2E_BUDGET_S=480                            pytest is interrupted after this many seconds
 #   E2E_SKIP_INSTALL=1                          leave the interpreter's packages alone (a shared venv)
+#   E2E_PYTEST_ARGS="-k fa4"                    extra pytest arguments, e.g. a subset of the tests
 set -uo pipefail
 OUT=$(mkdir -p "${1:?usage: e2e.sh OUTDIR}" && cd "$1" && pwd)
 cd "$(dirname "$0")/../.."
@@ -51,7 +52,7 @@ echo "== device e2e on $SGLANG_DFLASH_E2E_DEVICE (setup $(( $(date +%s) - t0 )) 
 
 # SIGINT lets pytest stop its servers and still write junit.xml when the budget runs out
 timeout -s INT -k 30 "${E2E_BUDGET_S:-480}" "$PY" -m pytest -p no:cacheprovider -q -rfEs \
-  --tb=short --junitxml "$OUT/junit.xml" tests/test_greedy_match.py tests/test_e2e_device.py \
+  --tb=short --junitxml "$OUT/junit.xml" ${E2E_PYTEST_ARGS:-} tests/test_greedy_match.py tests/test_e2e_device.py \
   >"$OUT/pytest.log" 2>&1
 rc=$?
 grep -E "^(FAILED|ERROR|SKIPPED)|passed|failed" "$OUT/pytest.log" | tail -n 30

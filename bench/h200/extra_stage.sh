@@ -14,7 +14,7 @@ for m in "$P"/*.manifest; do
   name=$(basename "$m" .manifest)
   read -r need sha <"$m"
   [ -s "/tmp/extra/$name" ] && { echo "extra: $name ready"; continue; }
-  have=$(ls "$P/$name".part-* 2>/dev/null | wc -l)
+  have=$(find "$P" -maxdepth 1 -name "$name.part-*" | wc -l)
   if [ "$have" -lt "$need" ]; then echo "extra: $name $have of $need chunks"; continue; fi
   cat "$P/$name".part-* >"/tmp/extra/$name.tmp"
   got=$(sha256sum "/tmp/extra/$name.tmp" | cut -d' ' -f1)
