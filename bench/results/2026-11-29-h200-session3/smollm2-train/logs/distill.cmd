@@ -1,0 +1,1 @@
+python3 -m sglang_dflash.train.distill_sglang --target /tmp/tw1/smollm2 --data /tmp/tw1/train.jsonl --out /tmp/tw1/distill.jsonl --max-new-tokens 256 --max-seconds 191 --dtype bfloat16 --attention-backend triton --mem-fraction 0.5 --max-running-requests 1536 --engine-arg disable_prefill_cuda_graph=true
