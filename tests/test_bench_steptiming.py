@@ -8,16 +8,16 @@ from sglang_dflash.bench import steptiming
 from sglang_dflash.sglang import step_timing
 
 
-def _line(steps, batch, ms, step):
-    return step_timing.format_report(steps, batch, ms, step)
+def _line(steps, batch, ms, step, launch=1.5):
+    return step_timing.format_report(steps, batch, ms, step, launch)
 
 
 def test_parse_and_group():
     ms = dict(zip(step_timing.PHASES, [0.01, 0.3, 5.0, 0.1, 0.2]))
     text = "\n".join([
         "noise line",
-        _line(100, 1.0, ms, 6.0),
-        _line(300, 1.0, {p: 2 * v for p, v in ms.items()}, 12.0),
+        _line(100, 1.0, ms, 6.0, launch=1.0),
+        _line(300, 1.0, {p: 2 * v for p, v in ms.items()}, 12.0, launch=2.0),
         _line(50, 31.6, ms, 9.0),
     ])
     rows = steptiming.parse(text)
@@ -29,6 +29,34 @@ def test_parse_and_group():
     assert one["verify"] == pytest.approx((100 * 5.0 + 300 * 10.0) / 400)
     assert one["step"] == pytest.approx((100 * 6 + 300 * 12) / 400)
     assert one["host_and_scheduler"] == pytest.approx(one["step"] - one["phases"])
+    assert one["launch"] == pytest.approx((100 * 1.0 + 300 * 2.0) / 400)
+
+
+def test_lines_without_launch_still_parse():
+    """Logs written before the launch time was added (session-2 results) parse as before."""
+    old = ("sglang-dflash step timing (10 steps, mean batch 1.0): block 0.020 ms, draft 0.900 ms, "
+           "verify 5.400 ms, accept 0.060 ms, context_kv 0.090 ms | phases 6.470 ms, "
+           "step 6.500 ms, host+scheduler 0.030 ms")
+    rows = steptiming.parse(old)
+    assert len(rows) == 1 and "launch" not in rows[0]
+    assert "launch" not in steptiming.by_batch(rows)["1"]
+
+
+def test_prefill_lines_are_averaged_per_prefill(tmp_path, capsys):
+    a = step_timing.format_prefill_report(2, 40.0, {"target": 10.0, "context_kv": 0.1}, 3.0)
+    b = step_timing.format_prefill_report(6, 80.0, {"target": 20.0, "context_kv": 0.3}, 1.0)
+    rows = steptiming.parse_prefills("x\n" + a + "\n" + b)
+    mean = steptiming.prefill_mean(rows)
+    assert mean["prefills"] == 8 and mean["reports"] == 2
+    assert mean["target"] == pytest.approx((2 * 10 + 6 * 20) / 8)
+    assert mean["tokens"] == pytest.approx((2 * 40 + 6 * 80) / 8)
+    assert mean["launch"] == pytest.approx((2 * 3 + 6 * 1) / 8)
+    assert steptiming.prefill_mean([]) is None
+    log = tmp_path / "server.log"
+    log.write_text(a + "\n" + _line(10, 1.0, dict.fromkeys(step_timing.PHASES, 0.1), 1.0) + "\n")
+    assert steptiming.main([str(log)]) == 0
+    out = capsys.readouterr().out
+    assert '"prefill"' in out and '"1"' in out
 
 
 def test_line_missing_a_phase_is_an_error():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sglang_dflash.sglang.step_timing import ENV, PHASES, NullTimer, StepTimer
+from sglang_dflash.sglang import step_timing
+from sglang_dflash.sglang.step_timing import ENV, PHASES, PREFILL_PHASES, NullTimer, StepTimer
 
 
 @pytest.mark.parametrize("value", [None, "", "0"])
@@ -29,6 +30,7 @@ def test_cpu_device_gets_the_null_timer(monkeypatch):
     timer = StepTimer.from_env(torch.device("cpu"))
     assert isinstance(timer, NullTimer)
     timer.start(), timer.mark(), timer.end(1)  # all no-ops
+    timer.prefill_start(), timer.prefill_mark(), timer.prefill_end(5)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA events need a GPU")
@@ -43,9 +45,81 @@ def test_report_on_gpu():
         timer.end(4)
     rep = timer.report()
     assert all(rep[p] > 0 for p in PHASES)
-    assert rep["batch"] == 4 and rep["step"] > 0
+    assert rep["batch"] == 4 and rep["step"] > 0 and rep["launch"] > 0
     with pytest.raises(RuntimeError, match="phases marked"):
         timer.start(), timer.end(1)
+
+
+class _FakeEvent:
+    """Stands in for torch.cuda.Event on CPU: its "GPU time" is a counter the test advances."""
+    clock = 0.0
+
+    def __init__(self):
+        self.t, self.done = _FakeEvent.clock, True
+
+    def elapsed_time(self, later):
+        return later.t - self.t
+
+    def query(self):
+        return self.done
+
+    def synchronize(self):
+        pass
+
+
+def test_bookkeeping_of_steps_and_prefills(monkeypatch):
+    """The timer's arithmetic without a GPU: phases, batch, prefills kept until their events
+    are done."""
+    monkeypatch.setattr(step_timing, "_event", _FakeEvent)
+    timer = StepTimer(every=1000)
+    for n, ms in ((10, 4.0), (30, 8.0)):
+        timer.prefill_start()
+        for _ in PREFILL_PHASES:
+            _FakeEvent.clock += ms
+            timer.prefill_mark()
+        timer.prefill_end(n)
+    timer._prefills[-1][0][-1].done = False  # the second prefill is still running on the GPU
+    for bs in (2, 4):
+        timer.start()
+        for k, _ in enumerate(PHASES):
+            _FakeEvent.clock += k + 1
+            timer.mark()
+        timer.end(bs)
+    rep = timer.report()
+    assert [rep[p] for p in PHASES] == [1, 2, 3, 4, 5] and rep["phases"] == 15
+    assert rep["batch"] == 3 and rep["launch"] >= 0
+    assert rep["prefill"] == dict(target=4.0, context_kv=4.0, prefills=1, tokens=10,
+                                  launch=rep["prefill"]["launch"])
+    timer._prefills[-1][0][-1].done = True
+    timer.start()
+    for _ in PHASES:
+        timer.mark()
+    timer.end(1)
+    later = timer.report()
+    assert later["prefill"]["tokens"] == 30 and later["prefill"]["target"] == 8.0
+    assert "prefill" not in (timer.start(), [timer.mark() for _ in PHASES], timer.end(1),
+                             timer.report())[-1]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA events need a GPU")
+def test_prefills_join_the_report_once_done():
+    timer = StepTimer(every=1000)
+    x = torch.randn(1024, 1024, device="cuda")
+    for n in (10, 30):
+        timer.prefill_start()
+        for _ in PREFILL_PHASES:
+            x = x @ x.t() / 1024
+            timer.prefill_mark()
+        timer.prefill_end(n)
+    timer.start()
+    for _ in PHASES:
+        timer.mark()
+    timer.end(1)
+    rep = timer.report()
+    assert rep["prefill"]["prefills"] == 2 and rep["prefill"]["tokens"] == 20
+    assert all(rep["prefill"][p] > 0 for p in PREFILL_PHASES)
+    with pytest.raises(RuntimeError, match="prefill phases marked"):
+        timer.prefill_start(), timer.prefill_end(1)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA events need a GPU")

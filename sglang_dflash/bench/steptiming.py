@@ -3,7 +3,8 @@
 Usage: python -m sglang_dflash.bench.steptiming SERVER_LOG [...] [--out split.json]
 
 Each report line covers N decode steps; the table groups the reports by the mean batch size
-they saw (c=1 runs report batch 1.0), and averages them weighted by their step counts.
+they saw (c=1 runs report batch 1.0), and averages them weighted by their step counts. Prefill
+lines (same variable) are averaged over all prefills, under the key "prefill".
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import json
 import re
 import sys
 
-from ..sglang.step_timing import PHASES
+from ..sglang.step_timing import PHASES, PREFILL_PHASES
 
 _LINE = re.compile(r"sglang-dflash step timing \((?P<steps>\d+) steps, mean batch (?P<batch>[\d.]+)\): "
-                   r"(?P<phases>.*?) \| phases (?P<gpu>[\d.]+) ms, step (?P<step>[\d.]+|nan) ms")
+                   r"(?P<phases>.*?) \| phases (?P<gpu>[\d.]+) ms, step (?P<step>[\d.]+|nan) ms"
+                   r"(?:, host\+scheduler \S+ ms, launch (?P<launch>[\d.]+) ms)?")
+_PREFILL = re.compile(r"sglang-dflash prefill timing \((?P<n>\d+) prefills, mean (?P<tokens>[\d.]+) tokens\): "
+                      r"(?P<phases>.*?) \| launch (?P<launch>[\d.]+) ms")
 _PHASE = re.compile(r"(\w+) ([\d.]+) ms")
 
 
@@ -26,12 +30,37 @@ def parse(text: str) -> list[dict]:
     for m in _LINE.finditer(text):
         row = {"steps": int(m["steps"]), "batch": float(m["batch"]),
                "phases": float(m["gpu"]), "step": float(m["step"])}
+        if m["launch"] is not None:  # lines before the launch time was logged lack it
+            row["launch"] = float(m["launch"])
         row.update({name: float(ms) for name, ms in _PHASE.findall(m["phases"])})
         missing = [p for p in PHASES if p not in row]
         if missing:
             raise ValueError(f"step timing line without phases {missing}: {m.group(0)!r}")
         out.append(row)
     return out
+
+
+def parse_prefills(text: str) -> list[dict]:
+    """Every prefill line -> {prefills, tokens, target, context_kv, launch} (ms)."""
+    out = []
+    for m in _PREFILL.finditer(text):
+        row = {"prefills": int(m["n"]), "tokens": float(m["tokens"]), "launch": float(m["launch"])}
+        row.update({name: float(ms) for name, ms in _PHASE.findall(m["phases"])})
+        missing = [p for p in PREFILL_PHASES if p not in row]
+        if missing:
+            raise ValueError(f"prefill timing line without phases {missing}: {m.group(0)!r}")
+        out.append(row)
+    return out
+
+
+def prefill_mean(rows: list[dict]) -> dict | None:
+    """Means over all prefills (each line weighted by its prefill count)."""
+    n = sum(r["prefills"] for r in rows)
+    if not n:
+        return None
+    mean = {k: round(sum(r[k] * r["prefills"] for r in rows) / n, 4)
+            for k in (*PREFILL_PHASES, "tokens", "launch")}
+    return dict(mean, prefills=n, reports=len(rows))
 
 
 def by_batch(rows: list[dict]) -> dict[str, dict]:
@@ -45,6 +74,8 @@ def by_batch(rows: list[dict]) -> dict[str, dict]:
         mean = {k: round(sum(r[k] * r["steps"] for r in rs) / n, 4)
                 for k in (*PHASES, "phases", "step")}
         mean["host_and_scheduler"] = round(mean["step"] - mean["phases"], 4)
+        if all("launch" in r for r in rs):
+            mean["launch"] = round(sum(r["launch"] * r["steps"] for r in rs) / n, 4)
         table[key] = dict(mean, steps=n, reports=len(rs))
     return table
 
@@ -57,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     result = {}
     for path in a.logs:
         with open(path, errors="replace") as f:
-            result[path] = by_batch(parse(f.read()))
+            text = f.read()
+        result[path] = by_batch(parse(text))
+        prefill = prefill_mean(parse_prefills(text))
+        if prefill is not None:
+            result[path]["prefill"] = prefill
     text = json.dumps(result, indent=2)
     if a.out:
         with open(a.out, "w") as f:

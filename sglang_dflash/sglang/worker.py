@@ -270,8 +270,10 @@ class DFlashWorker(BaseSpecWorker):
 
     def _extend(self, batch: ScheduleBatch, on_publish) -> GenerationBatchResult:
         """Target prefill of the extended tokens, then their drafter context K/V."""
+        self.timer.prefill_start()
         result = self.target_worker.forward_batch_generation(
             batch, capture_hidden_mode=CaptureHiddenMode.FULL)
+        self.timer.prefill_mark()  # target
         result.new_seq_lens = batch.seq_lens
         if on_publish is not None:
             on_publish(batch.seq_lens)
@@ -284,6 +286,8 @@ class DFlashWorker(BaseSpecWorker):
         # cache as soon as the result is processed.
         self.drafter.write_context_kv(hidden, positions, batch.out_cache_loc.to(torch.int64),
                                       self.draft_model_runner.token_to_kv_pool)
+        self.timer.prefill_mark()  # context_kv
+        self.timer.prefill_end(hidden.shape[0])
         result.logits_output.hidden_states = None  # no large D2H copy
         result.next_draft_input = DFlashStepInput.make(result.next_token_ids, batch.seq_lens)
         return result
