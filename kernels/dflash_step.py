@@ -6,12 +6,20 @@ path and are the only callers; they validate shapes, dtypes and devices before l
 fall back to the torch reference in `sglang_dflash/verify.py` where Triton cannot run.
 
 Shapes: b requests, B block size, V vocabulary.
+
+Inputs that come from SGLang's batch (anchors, committed lengths) may be views at any offset;
+Triton would compile a second variant of a kernel for a pointer that is not 16-byte aligned,
+on the hot path the first time that happens. Those pointers are therefore not specialised on
+alignment: each kernel compiles once, at the server's warm-up request. The loads they feed are
+one scalar per program, so nothing is lost.
 """
 import triton
 import triton.language as tl
 
+SCALAR_INPUTS = ["anchor_ptr", "committed_ptr"]
 
-@triton.jit
+
+@triton.jit(do_not_specialize_on_alignment=SCALAR_INPUTS)
 def prepare_block_kernel(
     anchor_ptr,      # [b] int64: last emitted token of each request (no KV yet)
     committed_ptr,   # [b] int64: tokens with KV = position of the anchor
@@ -31,7 +39,7 @@ def prepare_block_kernel(
     tl.store(positions_ptr + row * B + j, start + j, mask=live)
 
 
-@triton.jit
+@triton.jit(do_not_specialize_on_alignment=["committed_ptr"])
 def greedy_accept_kernel(
     draft_ptr,       # [b, B-1] int64 drafted tokens
     best_ptr,        # [b, B] int64 target argmax per block position
@@ -60,7 +68,7 @@ def greedy_accept_kernel(
     tl.store(new_len_ptr + row, tl.load(committed_ptr + row) + accept + 1)
 
 
-@triton.jit
+@triton.jit(do_not_specialize_on_alignment=["committed_ptr"])
 def sampling_accept_kernel(
     draft_ptr,       # [b, B-1] int64 drafted tokens
     probs_ptr,       # [b, B, V] float32 target probabilities (after temperature/top-k/top-p/min-p)

@@ -85,3 +85,32 @@ def test_wrappers_check_inputs():
                              torch.zeros(1, 1), torch.zeros(1), torch.zeros(1, dtype=torch.long))
     with pytest.raises(ValueError, match="block_size"):
         step.prepare_block(torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long), 1, 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="compiled kernels exist on a GPU only")
+def test_unaligned_batch_views_reuse_the_compiled_kernels():
+    """SGLang may hand the step views at odd offsets: the same compiled kernels must serve them
+    (a second compile would stall the step the first time it happens)."""
+    from sglang_dflash.ops.loader import load_kernels
+
+    kernels = load_kernels("dflash_step")
+    fns = (kernels.prepare_block_kernel, kernels.greedy_accept_kernel)
+    caches = [getattr(fn, "device_caches", None) for fn in fns]
+    if any(c is None for c in caches):
+        pytest.skip("this Triton keeps no per-device kernel cache to inspect")
+
+    def compiled():
+        return [sum(len(entry[0]) for entry in c.values()) for c in caches]
+
+    def run(offset):
+        buf = torch.arange(3, 3 + 9 + offset, device="cuda", dtype=torch.int64)
+        anchor, committed = buf[offset: offset + 4], buf[offset + 4: offset + 8]
+        step.prepare_block(anchor, committed, 8, 0)
+        best = torch.randint(0, 50, (4, 8), device="cuda")
+        step.greedy_accept(best[:, 1:].contiguous(), best, committed)
+
+    run(0)
+    before = compiled()
+    run(1)  # every input view 8 bytes off 16-byte alignment
+    torch.cuda.synchronize()
+    assert compiled() == before
