@@ -78,7 +78,7 @@ def test_bookkeeping_of_steps_and_prefills(monkeypatch):
             _FakeEvent.clock += ms
             timer.prefill_mark()
         timer.prefill_end(n)
-    timer._prefills[-1][0][-1].done = False  # the second prefill is still running on the GPU
+    timer.prefills.calls[-1][0][-1].done = False  # the second prefill is still running on the GPU
     for bs in (2, 4):
         timer.start()
         for k, _ in enumerate(PHASES):
@@ -90,7 +90,7 @@ def test_bookkeeping_of_steps_and_prefills(monkeypatch):
     assert rep["batch"] == 3 and rep["launch"] >= 0
     assert rep["prefill"] == dict(target=4.0, context_kv=4.0, prefills=1, tokens=10,
                                   launch=rep["prefill"]["launch"])
-    timer._prefills[-1][0][-1].done = True
+    timer.prefills.calls[-1][0][-1].done = True
     timer.start()
     for _ in PHASES:
         timer.mark()

@@ -24,33 +24,32 @@ _PREFILL = re.compile(r"sglang-dflash prefill timing \((?P<n>\d+) prefills, mean
 _PHASE = re.compile(r"(\w+) ([\d.]+) ms")
 
 
-def parse(text: str) -> list[dict]:
-    """Every report line in a server log -> {steps, batch, <phase>..., phases, step} (ms)."""
+def _rows(pattern: re.Pattern, text: str, phases: tuple, what: str, fields: dict) -> list[dict]:
+    """Each match of `pattern` -> a row of `fields` ({key: (group, type)}, absent groups left
+    out) and the per-phase ms; a line missing one of `phases` is an error."""
     out = []
-    for m in _LINE.finditer(text):
-        row = {"steps": int(m["steps"]), "batch": float(m["batch"]),
-               "phases": float(m["gpu"]), "step": float(m["step"])}
-        if m["launch"] is not None:  # lines before the launch time was logged lack it
-            row["launch"] = float(m["launch"])
+    for m in pattern.finditer(text):
+        row = {key: kind(m[group]) for key, (group, kind) in fields.items() if m[group] is not None}
         row.update({name: float(ms) for name, ms in _PHASE.findall(m["phases"])})
-        missing = [p for p in PHASES if p not in row]
+        missing = [p for p in phases if p not in row]
         if missing:
-            raise ValueError(f"step timing line without phases {missing}: {m.group(0)!r}")
+            raise ValueError(f"{what} timing line without phases {missing}: {m.group(0)!r}")
         out.append(row)
     return out
+
+
+def parse(text: str) -> list[dict]:
+    """Every step report line in a server log -> {steps, batch, <phase>..., phases, step,
+    launch} (ms; no launch in logs written before it was added)."""
+    return _rows(_LINE, text, PHASES, "step", {
+        "steps": ("steps", int), "batch": ("batch", float), "phases": ("gpu", float),
+        "step": ("step", float), "launch": ("launch", float)})
 
 
 def parse_prefills(text: str) -> list[dict]:
     """Every prefill line -> {prefills, tokens, target, context_kv, launch} (ms)."""
-    out = []
-    for m in _PREFILL.finditer(text):
-        row = {"prefills": int(m["n"]), "tokens": float(m["tokens"]), "launch": float(m["launch"])}
-        row.update({name: float(ms) for name, ms in _PHASE.findall(m["phases"])})
-        missing = [p for p in PREFILL_PHASES if p not in row]
-        if missing:
-            raise ValueError(f"prefill timing line without phases {missing}: {m.group(0)!r}")
-        out.append(row)
-    return out
+    return _rows(_PREFILL, text, PREFILL_PHASES, "prefill", {
+        "prefills": ("n", int), "tokens": ("tokens", float), "launch": ("launch", float)})
 
 
 def prefill_mean(rows: list[dict]) -> dict | None:

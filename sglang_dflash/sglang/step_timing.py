@@ -39,16 +39,52 @@ PHASES = ("block", "draft", "verify", "accept", "context_kv")
 PREFILL_PHASES = ("target", "context_kv")
 
 
+class PhaseCalls:
+    """CUDA events at the borders of named phases, for each timed call (a decode step or a
+    prefill), with the call's size (batch or tokens) and its host time."""
+
+    def __init__(self, phases: tuple[str, ...], what: str):
+        self.phases, self.what = phases, what
+        self.calls: list[tuple[list[torch.cuda.Event], int, float]] = []  # (events, size, host s)
+        self._events: list[torch.cuda.Event] = []
+        self._host_start = 0.0
+
+    def start(self) -> None:
+        self._host_start = time.perf_counter()
+        self._events = [_event()]
+
+    def mark(self) -> None:
+        self._events.append(_event())
+
+    def end(self, size: int) -> None:
+        if len(self._events) != len(self.phases) + 1:
+            raise RuntimeError(f"StepTimer: {len(self._events) - 1} {self.what} phases marked, "
+                               f"expected {len(self.phases)}")
+        self.calls.append((self._events, int(size), time.perf_counter() - self._host_start))
+
+    def take(self, only_done: bool) -> dict | None:
+        """Means over the calls (all, or those done on the GPU), which leave the list:
+        {phase: GPU ms, ..., calls, size, launch (host ms)}; None when there are none."""
+        calls, rest = [], []
+        for c in self.calls:
+            (calls if not only_done or c[0][-1].query() else rest).append(c)
+        if not calls:
+            return None
+        self.calls = rest
+        calls[-1][0][-1].synchronize()  # a no-op for calls already done
+        n = len(calls)
+        out = {p: sum(ev[i].elapsed_time(ev[i + 1]) for ev, _, _ in calls) / n
+               for i, p in enumerate(self.phases)}
+        out.update(calls=n, size=sum(size for _, size, _ in calls) / n,
+                   launch=1e3 * sum(host for _, _, host in calls) / n)
+        return out
+
+
 class StepTimer:
     def __init__(self, every: int):
         self.every = int(every)
-        self._steps: list[tuple[list[torch.cuda.Event], int, float]] = []  # (events, bs, launch s)
-        self._events: list[torch.cuda.Event] = []
-        self._host_start = 0.0
-        # prefills: (events [start, target done, context K/V done], tokens, host seconds)
-        self._prefills: list[tuple[list[torch.cuda.Event], int, float]] = []
-        self._prefill_events: list[torch.cuda.Event] = []
-        self._prefill_host = 0.0
+        self.steps = PhaseCalls(PHASES, "step")              # size = batch
+        self.prefills = PhaseCalls(PREFILL_PHASES, "prefill")  # size = extended tokens
         self._last_start: float | None = None
         self._intervals: list[float] = []   # wall seconds between step starts
 
@@ -69,76 +105,55 @@ class StepTimer:
             return NullTimer()
         return StepTimer(every)
 
+    # ---- decode steps (``DFlashWorker._decode``) --------------------------------------
     def start(self) -> None:
         now = time.perf_counter()
         if self._last_start is not None:
             self._intervals.append(now - self._last_start)
         self._last_start = now
-        self._host_start = now
-        self._events = [_event()]
+        self.steps.start()
 
     def mark(self) -> None:
         """End of the next phase, in ``PHASES`` order."""
-        self._events.append(_event())
+        self.steps.mark()
 
     def end(self, batch_size: int) -> None:
-        if len(self._events) != len(PHASES) + 1:
-            raise RuntimeError(f"StepTimer: {len(self._events) - 1} phases marked, "
-                               f"expected {len(PHASES)}")
-        self._steps.append((self._events, batch_size, time.perf_counter() - self._host_start))
+        self.steps.end(batch_size)
         # report once the newest step's events are done on the GPU: no host sync, so the
         # overlap scheduler keeps running ahead (a few steps more may join the report)
-        if len(self._steps) >= self.every and self._steps[-1][0][-1].query():
+        calls = self.steps.calls
+        if len(calls) >= self.every and calls[-1][0][-1].query():
             self.report()
 
     def report(self) -> dict:
-        self._steps[-1][0][-1].synchronize()  # a no-op from end(); report() may be called early
-        n = len(self._steps)
-        ms = {p: sum(ev[i].elapsed_time(ev[i + 1]) for ev, _, _ in self._steps) / n
-              for i, p in enumerate(PHASES)}
-        gpu = sum(ms.values())
+        """Log (and return) the means of the steps so far, and of the prefills done by now."""
+        ms = self.steps.take(only_done=False)
         # the median: a step after a prefill or an idle pause is not a decode step's cost
         step = 1e3 * statistics.median(self._intervals) if self._intervals else float("nan")
-        mean_bs = sum(bs for _, bs, _ in self._steps) / n
-        launch = 1e3 * sum(h for _, _, h in self._steps) / n
-        logger.info("%s", format_report(n, mean_bs, ms, step, launch))
-        self._steps.clear()
         self._intervals.clear()
-        out = dict(ms, phases=gpu, step=step, batch=mean_bs, launch=launch)
-        prefill = self._report_prefills()
-        if prefill is not None:
-            out["prefill"] = prefill
+        phases = {p: ms[p] for p in PHASES}
+        logger.info("%s", format_report(ms["calls"], ms["size"], phases, step, ms["launch"]))
+        out = dict(phases, phases=sum(phases.values()), step=step, batch=ms["size"],
+                   launch=ms["launch"])
+        pre = self.prefills.take(only_done=True)
+        if pre is not None:
+            logger.info("%s", format_prefill_report(pre["calls"], pre["size"],
+                                                    {p: pre[p] for p in PREFILL_PHASES},
+                                                    pre["launch"]))
+            out["prefill"] = dict({p: pre[p] for p in PREFILL_PHASES}, prefills=pre["calls"],
+                                  tokens=pre["size"], launch=pre["launch"])
         return out
 
     # ---- prefills (``DFlashWorker._extend``) ------------------------------------------
     def prefill_start(self) -> None:
-        self._prefill_host = time.perf_counter()
-        self._prefill_events = [_event()]
+        self.prefills.start()
 
     def prefill_mark(self) -> None:
         """End of the next prefill phase, in ``PREFILL_PHASES`` order."""
-        self._prefill_events.append(_event())
+        self.prefills.mark()
 
     def prefill_end(self, tokens: int) -> None:
-        if len(self._prefill_events) != len(PREFILL_PHASES) + 1:
-            raise RuntimeError(f"StepTimer: {len(self._prefill_events) - 1} prefill phases marked, "
-                               f"expected {len(PREFILL_PHASES)}")
-        self._prefills.append((self._prefill_events, int(tokens),
-                               time.perf_counter() - self._prefill_host))
-
-    def _report_prefills(self) -> dict | None:
-        """Log the prefills whose events are done (with the decode report); keep the rest."""
-        done = [p for p in self._prefills if p[0][-1].query()]
-        if not done:
-            return None
-        self._prefills = [p for p in self._prefills if p not in done]
-        n = len(done)
-        ms = {p: sum(ev[i].elapsed_time(ev[i + 1]) for ev, _, _ in done) / n
-              for i, p in enumerate(PREFILL_PHASES)}
-        tokens = sum(t for _, t, _ in done) / n
-        launch = 1e3 * sum(h for _, _, h in done) / n
-        logger.info("%s", format_prefill_report(n, tokens, ms, launch))
-        return dict(ms, prefills=n, tokens=tokens, launch=launch)
+        self.prefills.end(tokens)
 
 
 def format_report(steps: int, batch: float, ms: dict, step: float, launch: float) -> str:
