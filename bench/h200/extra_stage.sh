@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# On the GPU machine: collect the chunks made by extra_split.sh from the carried folders
-# given, and rebuild every file whose chunks have all arrived as /tmp/extra/NAME (checked
-# against its sha256). Chunks wait in /tmp/extra/parts between calls (same warm machine).
+# On the GPU machine: collect the chunks made by carry_plan.py from the carried folders
+# given, and rebuild every file whose chunks have all arrived as $EXTRA_DIR/NAME (default
+# /tmp/extra; checked against its sha256). Chunks wait in $EXTRA_DIR/parts between calls
+# (same warm machine).
 # Usage (there): bash bench/h200/extra_stage.sh DIR [DIR ...]
 set -euo pipefail
-P=/tmp/extra/parts
+X=${EXTRA_DIR:-/tmp/extra}
+P=$X/parts
 mkdir -p "$P"
 for d in "$@"; do
   [ -d "$d" ] && find "$d" -maxdepth 1 -type f \( -name '*.part-*' -o -name '*.manifest' \) -exec cp {} "$P/" \;
@@ -13,12 +15,12 @@ for m in "$P"/*.manifest; do
   [ -e "$m" ] || continue
   name=$(basename "$m" .manifest)
   read -r need sha <"$m"
-  [ -s "/tmp/extra/$name" ] && { echo "extra: $name ready"; continue; }
+  [ -s "$X/$name" ] && { echo "extra: $name ready"; continue; }
   have=$(find "$P" -maxdepth 1 -name "$name.part-*" | wc -l)
   if [ "$have" -lt "$need" ]; then echo "extra: $name $have of $need chunks"; continue; fi
-  cat "$P/$name".part-* >"/tmp/extra/$name.tmp"
-  got=$(sha256sum "/tmp/extra/$name.tmp" | cut -d' ' -f1)
-  [ "$got" = "$sha" ] || { echo "extra: $name sha256 mismatch ($got != $sha)"; rm -f "/tmp/extra/$name.tmp"; exit 1; }
-  mv "/tmp/extra/$name.tmp" "/tmp/extra/$name" && rm -f "$P/$name".part-*
-  echo "extra: $name ready ($(du -h "/tmp/extra/$name" | cut -f1))"
+  cat "$P/$name".part-* >"$X/$name.tmp"
+  got=$(sha256sum "$X/$name.tmp" | cut -d' ' -f1)
+  [ "$got" = "$sha" ] || { echo "extra: $name sha256 mismatch ($got != $sha)"; rm -f "$X/$name.tmp"; exit 1; }
+  mv "$X/$name.tmp" "$X/$name" && rm -f "$P/$name".part-*
+  echo "extra: $name ready ($(du -h "$X/$name" | cut -f1))"
 done

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine: install the CuTe DSL runtime that SGLang 0.5.17's vendored
 # FlashAttention-4 needs (the bundle leaves it out) from /tmp/extra/fa4-wheels.tar, made here
-# from the wheels listed in docs/gpu-tests.md and carried with extra_split.sh / extra_stage.sh.
+# from the wheels listed in docs/gpu-tests.md and carried with carry_plan.py / extra_stage.sh.
 # Appends /tmp/fa4-site to /tmp/gpu-env.sh, so every later `source /tmp/gpu-env.sh` sees it.
 # Usage (there, after the bundle is staged): bash bench/h200/fa4_setup.sh
 set -euo pipefail
