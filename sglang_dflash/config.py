@@ -310,6 +310,27 @@ def parse_drafter_config(d: Mapping, source: str | None = None) -> DFlashConfig:
     )
 
 
+def raw_config_file(path: str | None, revision: str | None = None) -> str | None:
+    """The drafter's own `config.json`: in `path` when it is a folder, else the Hugging Face
+    cache's copy of hub id `path` (None when neither exists). Parse this rather than a
+    transformers config object: those rewrite fields (Qwen3Config sets `sliding_window` to
+    None unless `use_sliding_window` is true, which drafters with sliding layers may not set)."""
+    if not path:
+        return None
+    if os.path.isdir(path):
+        file = os.path.join(path, "config.json")
+        return file if os.path.isfile(file) else None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    try:
+        file = try_to_load_from_cache(path, "config.json", revision=revision)
+    except Exception:  # not a valid repo id, unreadable cache: no raw file to offer
+        return None
+    return file if isinstance(file, str) and os.path.isfile(file) else None
+
+
 def load_drafter_config(path: str) -> DFlashConfig:
     """Read `config.json` from a drafter directory (or the file itself)."""
     file = os.path.join(path, "config.json") if os.path.isdir(path) else path

@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from sglang_dflash.config import (DFlashConfigError, build_target_layer_ids, load_drafter_config,
-                                  parse_drafter_config, validate_against_target)
+                                  parse_drafter_config, raw_config_file, validate_against_target)
 from sglang_dflash.model import DFlashDrafter
 from sglang_dflash.testing import random_drafter, tiny_target
 
@@ -54,6 +54,23 @@ def test_sliding_and_causal_layers():
     raw["is_causal"] = False
     cfg = parse_drafter_config(raw)
     assert not cfg.layer_is_causal(0)
+
+
+def test_raw_config_file_keeps_what_transformers_rewrites(tmp_path):
+    """A qwen3-type drafter with sliding layers but no use_sliding_window: transformers'
+    Qwen3Config drops its sliding_window; the file itself (what we parse) keeps it."""
+    from transformers import AutoConfig
+
+    raw = zlab_qwen3_8b_like()
+    raw.update(layer_types=["sliding_attention", "full_attention"], sliding_window=2048)
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    assert AutoConfig.from_pretrained(tmp_path).sliding_window is None
+    file = raw_config_file(str(tmp_path))
+    assert file == str(tmp_path / "config.json")
+    assert load_drafter_config(file).layer_window(0) == 2048
+    assert raw_config_file(str(tmp_path / "missing")) is None
+    assert raw_config_file("no-such-org/no-such-drafter") is None  # not in the HF cache
+    assert raw_config_file(None) is None
 
 
 def mutate(**changes):

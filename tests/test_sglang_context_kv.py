@@ -3,7 +3,8 @@ per-layer path, on the SGLang drafter class built from SGLang's own layers (CPU,
 its torch form with a recording pool, and its Triton store (in Triton's interpreter) into a
 real SGLang KV pool.
 
-Also covers the DraftHead: its recorded buffer equals its eager proposals."""
+Also covers the DraftHead (its recorded buffer equals its eager proposals) and the sliding
+window the drafter reports to SGLang's model runner."""
 
 from __future__ import annotations
 
@@ -105,6 +106,13 @@ SCRIPT = """
         raise AssertionError("a batch beyond max_bs must be refused")
     except RuntimeError as e:
         assert "exceed the buffer" in str(e)
+
+    # the window SGLang's model runner sizes its attention backends with (triton builds its
+    # window KV indices from it): the sliding layers' window minus the query itself
+    assert m.get_attention_sliding_window_size() is None
+    cfg.layer_types = ["full_attention", "sliding_attention", "full_attention"]
+    cfg.sliding_window = 5
+    assert SGLangDFlashDrafter(cfg).get_attention_sliding_window_size() == 4
     print("OK")
 """
 

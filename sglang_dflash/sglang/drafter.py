@@ -42,7 +42,8 @@ from sglang.srt.model_executor.forward_batch_info import ForwardBatch
 from sglang.srt.model_loader.weight_utils import default_weight_loader
 from sglang.srt.models.utils import apply_qk_norm
 
-from ..config import DFlashConfig, DFlashConfigError, parse_drafter_config
+from ..config import (DFlashConfig, DFlashConfigError, load_drafter_config, parse_drafter_config,
+                      raw_config_file)
 from .context_kv import ContextKVWriter
 
 logger = logging.getLogger(__name__)
@@ -51,9 +52,13 @@ ARCHITECTURE = "DFlashDraftModel"
 
 
 def drafter_config_from_hf(hf_config) -> DFlashConfig:
-    """Parse SGLang's HF config object of the drafter with our core loader."""
-    raw = hf_config.to_dict() if hasattr(hf_config, "to_dict") else dict(vars(hf_config))
+    """Our parsed config of the drafter SGLang is building: from its own config.json when that
+    file can be found (see ``raw_config_file``), else from SGLang's HF config object."""
     source = getattr(hf_config, "_name_or_path", None) or "drafter config"
+    file = raw_config_file(getattr(hf_config, "_name_or_path", None))
+    if file is not None:
+        return load_drafter_config(file)
+    raw = hf_config.to_dict() if hasattr(hf_config, "to_dict") else dict(vars(hf_config))
     return parse_drafter_config(raw, source=source)
 
 
@@ -202,6 +207,12 @@ class SGLangDFlashDrafter(nn.Module):
         self._head = None   # DraftHead; bound by the worker when draft graphs are captured
         self._kv_writer = None  # ContextKVWriter, built on first use after the weights load
         self.max_positions = cfg.max_position_embeddings  # raised by the worker to its context
+
+    def get_attention_sliding_window_size(self) -> int | None:
+        """SGLang's model runner asks this to size its attention backends' window buffers:
+        the sliding layers' window in SGLang's convention (keys before the query), or None."""
+        windows = {self.dflash.layer_window(i) for i in range(self.dflash.num_hidden_layers)} - {None}
+        return max(windows) - 1 if windows else None
 
     # ---- sharing with the target ----------------------------------------------------
     def bind_target_embedding(self, embed: nn.Module) -> None:

@@ -88,15 +88,18 @@ def drafter_config_of(server_args):
     is read directly; a hub id goes through SGLang's config loader (cached download)."""
     import os
 
-    from ..config import load_drafter_config, parse_drafter_config
+    from ..config import load_drafter_config, parse_drafter_config, raw_config_file
 
     path = server_args.speculative_draft_model_path
+    revision = server_args.speculative_draft_model_revision
     if path and os.path.isdir(path):
         return load_drafter_config(path)
     from sglang.srt.utils.hf_transformers_utils import get_config
 
-    hf_config = get_config(path, trust_remote_code=server_args.trust_remote_code,
-                           revision=server_args.speculative_draft_model_revision)
+    hf_config = get_config(path, trust_remote_code=server_args.trust_remote_code, revision=revision)
+    file = raw_config_file(path, revision)  # get_config has fetched it into the HF cache
+    if file is not None:
+        return load_drafter_config(file)
     return parse_drafter_config(hf_config.to_dict(), source=path)
 
 

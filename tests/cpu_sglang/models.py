@@ -231,11 +231,13 @@ def drafter_config(target_config, *, block_size: int, num_layers: int = 2,
 
 
 def build_drafter(out_dir: str, target_config, *, block_size: int, seed: int = 2,
-                  draft_mix: float = 0.1, num_layers: int = 2) -> str:
-    """Random drafter whose output projections are scaled by ``draft_mix``."""
+                  draft_mix: float = 0.1, num_layers: int = 2, config_overrides=None) -> str:
+    """Random drafter whose output projections are scaled by ``draft_mix``;
+    ``config_overrides`` (e.g. layer_types / sliding_window) update its config.json."""
     from safetensors.torch import save_file
 
     cfg = drafter_config(target_config, block_size=block_size, num_layers=num_layers)
+    cfg.update(config_overrides or {})
     g = torch.Generator().manual_seed(seed)
     H, nh, nkv = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd, inter = cfg["head_dim"], cfg["intermediate_size"]
