@@ -51,6 +51,19 @@ def pair():
                              block_sizes=(ds.BLOCK,))
 
 
+def sliding_drafter(pair) -> str:
+    """The suite's drafter with layer 0 turned into a sliding layer (window 6, shorter than
+    every prompt), built once beside the pair."""
+    from transformers import AutoConfig
+
+    out = os.path.join(e2e.models_dir(), f"steered-hd64-sliding6-drafter-b{ds.BLOCK}")
+    if not os.path.exists(os.path.join(out, "config.json")):
+        models.build_drafter(out, AutoConfig.from_pretrained(pair.target), block_size=ds.BLOCK,
+                             config_overrides={"layer_types": ["sliding_attention", "full_attention"],
+                                               "sliding_window": 6})
+    return out
+
+
 @pytest.fixture(scope="module")
 def smol_dir():
     if not ds.enabled("SMOLLM2"):
@@ -77,6 +90,8 @@ def fleet(pair, smol_dir):
         fleet.launch("ours-flashinfer", pair.target, ds.dflash(
             drafter, ds.BLOCK, "--speculative-draft-attention-backend", "flashinfer"),
             dtype=BF16)
+    if BF16 in DTYPES:  # a drafter with a sliding-window layer, on the device's backends
+        fleet.launch("ours-sliding", pair.target, ds.dflash(sliding_drafter(pair)), dtype=BF16)
     if smol_dir:
         fleet.launch("smol-plain", smol_dir, list(ds.ARGS), dtype=BF16)
         fleet.launch("smol-ours", smol_dir, ds.dflash(SMOL_DRAFTER), dtype=BF16)
@@ -254,6 +269,19 @@ def test_draft_attention_backend(fleet, refs, prompts, scale, backend):
     e2e.assert_our_worker(srv, ds.BLOCK)
     results = ds.generate(srv, prompts["short"], MAX_NEW, 48)
     problems = ds.check(f"ours-{backend}-{BF16}-c48", refs(BF16)["short"], prompts["short"],
+                        [r["output_ids"] for r in results], BF16, scale(BF16))
+    assert not problems, problems
+
+
+def test_sliding_window_drafter(fleet, refs, prompts, scale):
+    """Sliding draft layers go through the window path of the device's attention backend (the
+    window our drafter reports to SGLang's model runner); output within the criterion."""
+    if BF16 not in DTYPES:
+        pytest.skip(f"compared with the plain {BF16} server, not in SGLANG_DFLASH_E2E_DTYPES")
+    srv = fleet.get("ours-sliding")
+    e2e.assert_our_worker(srv, ds.BLOCK)
+    results = ds.generate(srv, prompts["short"], MAX_NEW, 8)
+    problems = ds.check(f"ours-sliding-{BF16}-c8", refs(BF16)["short"], prompts["short"],
                         [r["output_ids"] for r in results], BF16, scale(BF16))
     assert not problems, problems
 
