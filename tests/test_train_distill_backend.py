@@ -65,6 +65,33 @@ def test_sglang_generate_fn_reads_engine_outputs_and_drops_late_ones():
     assert time.time() - t < 2
 
 
+def test_in_flight_prompts_stay_within_the_bound():
+    """--max-in-flight: never more prompts in the engine than asked, and every prompt answered."""
+    import asyncio
+
+    class Engine:
+        loop = asyncio.new_event_loop()
+        now = peak = 0
+
+        async def async_generate(self, input_ids, sampling_params):
+            Engine.now += len(input_ids)
+            Engine.peak = max(Engine.peak, Engine.now)
+            await asyncio.sleep(0.01)
+            Engine.now -= len(input_ids)
+            return [{"output_ids": [p[0] + 100, 2], "meta_info": {"finish_reason": {"type": "stop"}}}
+                    for p in input_ids]
+
+    prompts = [[i] for i in range(50)]
+    gen = sglang_generate_fn(Engine(), max_new_tokens=4, temperature=0.0, top_p=1.0, eos_ids={2},
+                             sub_batch=4, max_in_flight=12)
+    assert gen(prompts, 0) == [([i + 100], False) for i in range(50)]
+    assert Engine.peak == 12
+    Engine.peak = 0
+    everything = sglang_generate_fn(Engine(), max_new_tokens=4, temperature=0.0, top_p=1.0,
+                                    eos_ids={2}, sub_batch=4)
+    assert len(everything(prompts, 0)) == 50 and Engine.peak == 50
+
+
 def test_prompt_key_ignores_replies_and_category():
     a = {"category": "x", "messages": [{"role": "user", "content": "hi"}]}
     b = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}

@@ -45,10 +45,13 @@ def engine_kwargs(a) -> dict:
 
 
 def sglang_generate_fn(engine, *, max_new_tokens: int, temperature: float, top_p: float, eos_ids,
-                       deadline: float | None = None, sub_batch: int = 512):
-    """A `distill(generate_fn=...)` backend. All prompts of a call go to the engine at once (in
-    batched requests of `sub_batch`, first come first served), so it runs at full concurrency;
-    at `deadline` the unfinished requests are dropped and come back as None."""
+                       deadline: float | None = None, sub_batch: int = 512,
+                       max_in_flight: int | None = None):
+    """A `distill(generate_fn=...)` backend. The prompts of a call go to the engine in batched
+    requests of `sub_batch`, at most `max_in_flight` prompts in the engine at a time (None: all
+    at once), so it runs at full concurrency without queueing tens of thousands of requests in
+    SGLang's tokenizer manager and scheduler; at `deadline` the unfinished requests are
+    dropped, and they and those never sent come back as None."""
     import asyncio
 
     eos = sorted(eos_ids)
@@ -68,7 +71,14 @@ def sglang_generate_fn(engine, *, max_new_tokens: int, temperature: float, top_p
         parts = [[list(p) for p in prompts[s: s + sub_batch]] for s in range(0, len(prompts), sub_batch)]
 
         async def run():
-            tasks = [asyncio.ensure_future(engine.async_generate(input_ids=p, sampling_params=sp)) for p in parts]
+            slots = len(parts) if max_in_flight is None else max(1, max_in_flight // sub_batch)
+            room = asyncio.Semaphore(max(1, slots))  # batched requests in the engine at a time
+
+            async def one(p):
+                async with room:
+                    return await engine.async_generate(input_ids=p, sampling_params=sp)
+
+            tasks = [asyncio.ensure_future(one(p)) for p in parts]
             timeout = None if deadline is None else max(0.0, deadline - time.time())
             _, pending = await asyncio.wait(tasks, timeout=timeout)
             for t in pending:
@@ -101,8 +111,10 @@ def main(argv=None) -> int:
     ap.add_argument("--temperature", type=float, default=0.0)
     ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sub-batch", type=int, default=512, help="prompts per batched engine request (all "
-                    "requests are queued at once; at the deadline, unfinished ones are dropped)")
+    ap.add_argument("--sub-batch", type=int, default=256, help="prompts per batched engine request (at "
+                    "the deadline, unfinished ones are dropped)")
+    ap.add_argument("--max-in-flight", type=int, default=None, help="prompts in the engine at a time "
+                    "(default: twice --max-running-requests; 0 = all at once)")
     ap.add_argument("--max-seconds", type=float, help="stop generating this long after the start (engine start "
                     "included); conversations answered by then are kept")
     ap.add_argument("--dtype", default="bfloat16")
@@ -143,6 +155,7 @@ def main(argv=None) -> int:
         eos = json.loads(gen_cfg.read_text()).get("eos_token_id", eos)
     eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else []) | {tok.eos_token_id}
     eos_ids.discard(None)
+    in_flight = 2 * a.max_running_requests if a.max_in_flight is None else (a.max_in_flight or None)
     engine = sglang.Engine(**engine_kwargs(a))
     print(f"[distill_sglang] engine up in {time.time() - t0:.0f}s ({a.dtype}); eos {sorted(eos_ids)}", flush=True)
     try:
@@ -152,7 +165,8 @@ def main(argv=None) -> int:
                        progress=sys.stderr.isatty(), eos_ids=eos_ids, model_name=f"sglang:{Path(a.target).name}",
                        generate_fn=sglang_generate_fn(engine, max_new_tokens=a.max_new_tokens,
                                                       temperature=a.temperature, top_p=a.top_p, eos_ids=eos_ids,
-                                                      deadline=deadline, sub_batch=a.sub_batch))
+                                                      deadline=deadline, sub_batch=a.sub_batch,
+                                                      max_in_flight=in_flight))
     finally:
         engine.shutdown()
     dt = time.time() - td
