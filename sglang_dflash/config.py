@@ -331,6 +331,18 @@ def raw_config_file(path: str | None, revision: str | None = None) -> str | None
     return file if isinstance(file, str) and os.path.isfile(file) else None
 
 
+def drafter_config_from(path: str | None, hf_config=None, revision: str | None = None) -> DFlashConfig:
+    """The drafter's config as its own `config.json` says (``raw_config_file``); when that file
+    cannot be found, from `hf_config`, the transformers config object SGLang loaded."""
+    file = raw_config_file(path, revision)
+    if file is not None:
+        return load_drafter_config(file)
+    if hf_config is None:
+        raise DFlashConfigError("config.json", "a drafter folder or a hub id in the HF cache", path)
+    raw = hf_config.to_dict() if hasattr(hf_config, "to_dict") else dict(vars(hf_config))
+    return parse_drafter_config(raw, source=path or "drafter config")
+
+
 def load_drafter_config(path: str) -> DFlashConfig:
     """Read `config.json` from a drafter directory (or the file itself)."""
     file = os.path.join(path, "config.json") if os.path.isdir(path) else path

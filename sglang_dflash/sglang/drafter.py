@@ -42,8 +42,7 @@ from sglang.srt.model_executor.forward_batch_info import ForwardBatch
 from sglang.srt.model_loader.weight_utils import default_weight_loader
 from sglang.srt.models.utils import apply_qk_norm
 
-from ..config import (DFlashConfig, DFlashConfigError, load_drafter_config, parse_drafter_config,
-                      raw_config_file)
+from ..config import DFlashConfig, DFlashConfigError, drafter_config_from
 from .context_kv import ContextKVWriter
 
 logger = logging.getLogger(__name__)
@@ -52,14 +51,8 @@ ARCHITECTURE = "DFlashDraftModel"
 
 
 def drafter_config_from_hf(hf_config) -> DFlashConfig:
-    """Our parsed config of the drafter SGLang is building: from its own config.json when that
-    file can be found (see ``raw_config_file``), else from SGLang's HF config object."""
-    source = getattr(hf_config, "_name_or_path", None) or "drafter config"
-    file = raw_config_file(getattr(hf_config, "_name_or_path", None))
-    if file is not None:
-        return load_drafter_config(file)
-    raw = hf_config.to_dict() if hasattr(hf_config, "to_dict") else dict(vars(hf_config))
-    return parse_drafter_config(raw, source=source)
+    """Our parsed config of the drafter SGLang is building (``drafter_config_from``)."""
+    return drafter_config_from(getattr(hf_config, "_name_or_path", None), hf_config)
 
 
 class DraftAttention(nn.Module):

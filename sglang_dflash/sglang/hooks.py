@@ -88,19 +88,17 @@ def drafter_config_of(server_args):
     is read directly; a hub id goes through SGLang's config loader (cached download)."""
     import os
 
-    from ..config import load_drafter_config, parse_drafter_config, raw_config_file
+    from ..config import drafter_config_from, load_drafter_config
 
     path = server_args.speculative_draft_model_path
     revision = server_args.speculative_draft_model_revision
     if path and os.path.isdir(path):
-        return load_drafter_config(path)
+        return load_drafter_config(path)  # names a missing config.json in its error
     from sglang.srt.utils.hf_transformers_utils import get_config
 
+    # get_config fetches config.json into the HF cache, where drafter_config_from reads it
     hf_config = get_config(path, trust_remote_code=server_args.trust_remote_code, revision=revision)
-    file = raw_config_file(path, revision)  # get_config has fetched it into the HF cache
-    if file is not None:
-        return load_drafter_config(file)
-    return parse_drafter_config(hf_config.to_dict(), source=path)
+    return drafter_config_from(path, hf_config, revision)
 
 
 def validate_drafter_early(server_args) -> None:
