@@ -464,8 +464,10 @@ def extend_positions(prefix_lens: list[int], extend_lens: list[int],
     request, [sum(extend_lens)] int64. Built on the host from the batch's lists and copied
     without blocking: built on the device, its length would have to come back to the host,
     a sync that drains the overlap pipeline at every prefill."""
-    ranges = [torch.arange(p, p + n, dtype=torch.int64) for p, n in zip(prefix_lens, extend_lens)]
-    pos = torch.cat(ranges) if ranges else torch.empty(0, dtype=torch.int64)
+    lens = torch.tensor(extend_lens, dtype=torch.int64)
+    # token k of the flattened batch sits at k + (its request's prefix - the request's offset)
+    shift = torch.tensor(prefix_lens, dtype=torch.int64) - (torch.cumsum(lens, 0) - lens)
+    pos = torch.arange(int(sum(extend_lens)), dtype=torch.int64) + torch.repeat_interleave(shift, lens)
     if device.type == "cuda":
         return pos.pin_memory().to(device, non_blocking=True)
     return pos.to(device)
