@@ -4,8 +4,10 @@
 #   phase      deadline (s after start, env)   what
 #   convert    CONVERT_END=25                  GGUF -> fp32 HF checkpoint (sglang_dflash.smollm2)
 #   prompts    -                               NUM fresh prompts (seed SEED), shipped held-out excluded
-#   distill    DISTILL_END=215                 SGLang offline engine, bf16, greedy, MAX_NEW tokens
-#                                              (engine start included); HF bf16 fallback if it fails
+#   distill    DISTILL_END=215                 bf16 greedy replies of MAX_NEW tokens, by DISTILLER:
+#                                              static (default: sglang_dflash.train.distill_static,
+#                                              GEN_BATCH rows), sglang (SGLang's offline engine) or
+#                                              none (train on EXTRA_DATA only); HF fallback if it fails
 #   train      TRAIN_END=505                   continue the shipped drafter, --target-labels (fp32
 #                                              target argmax), time-capped, no eval while training
 #   measure    MEASURE_END=565                 reference decoder, fp32, 32 held-out prompts, blocks 8,16
@@ -15,7 +17,8 @@
 # model.safetensors, bf16), measure.json, train_log.jsonl, train_summary.json, logs/, phases.json.
 #
 # Env: INIT_FROM (drafter to continue, default the shipped one), EXTRA_DATA (more distilled
-# JSONL files to train on beside this run's, e.g. an earlier run's WORK/distill.jsonl), SEED,
+# JSONL files to train on beside this run's, e.g. an earlier run's WORK/distill.jsonl), SAVE_DISTILL=1
+# (OUTDIR/distill.jsonl.gz.partNN, <= 15 MiB each: the data survives the machine), SEED,
 # NUM, MAX_NEW, BATCH, ANCHORS, LR, GAMMA, the phase deadlines. WORK=DIR keeps the scratch
 # folder (target, prompts, distilled data, checkpoint) for a second run on the same machine.
 # GPU: source /tmp/gpu-env.sh first (SGLang 0.5.17), export SGLANG_DFLASH_SMOLLM2_GGUF=/tmp/smol.gguf.
@@ -38,11 +41,13 @@ HELDOUT=$SHIPPED/heldout.jsonl
 
 if [ "${DRY_RUN:-0}" = 1 ]; then  # CPU, tiny: checks the plumbing, not the numbers
   : "${NUM:=24}" "${MAX_NEW:=16}" "${CONVERT_END:=120}" "${DISTILL_END:=330}" "${TRAIN_END:=420}" "${MEASURE_END:=560}"
-  : "${MEASURE_PROMPTS:=2}" "${MEASURE_NEW:=16}" "${BATCH:=2}" "${ANCHORS:=4}"
+  : "${MEASURE_PROMPTS:=2}" "${MEASURE_NEW:=16}" "${BATCH:=2}" "${ANCHORS:=4}" "${GEN_BATCH:=8}"
   SG_ARGS=(--dtype float32 --attention-backend torch_native --engine-arg device=cpu --engine-arg max_total_tokens=8192)
   export SGLANG_USE_CPU_ENGINE=1 PYTHONPATH="$REPO/tests/cpu_sglang/stubs:$PYTHONPATH"
   DEVICE_ARGS=(--device cpu)
+  STATIC_ARGS=(--device cpu --dtype float32)
 else
+  STATIC_ARGS=()
   SG_ARGS=(--dtype "${DISTILL_DTYPE:-bfloat16}" --attention-backend triton --mem-fraction "${SG_MEM:-0.5}"
            --max-running-requests "${SG_RUNNING:-1536}"
            --engine-arg disable_prefill_cuda_graph=true  # its capture would eat ~1 min of distilling
@@ -100,13 +105,26 @@ with open(sys.argv[3], "w") as f:
 print(f"prompts: {kept} of {n} kept ({n - kept} in the held-out set)")
 EOF
 
-# 3. self-distillation with SGLang (bf16 greedy text; --target-labels makes the labels fp32-exact)
-run_phase distill "$DISTILL_END" "$PY" -m sglang_dflash.train.distill_sglang --target "$TGT" --data "$W/train.jsonl" \
-  --out "$W/distill.jsonl" --max-new-tokens "$MAX_NEW" --max-seconds $(( DISTILL_END - $(now) - 12 )) "${SG_ARGS[@]}"
+# 3. self-distillation (bf16 greedy text; --target-labels makes the labels fp32-exact)
+DISTILLER=${DISTILLER:-static}
+case $DISTILLER in
+  static) run_phase distill "$DISTILL_END" "$PY" -m sglang_dflash.train.distill_static --target "$TGT" \
+            --data "$W/train.jsonl" --out "$W/distill.jsonl" --max-new-tokens "$MAX_NEW" --seed "$SEED" \
+            --max-seconds $(( DISTILL_END - $(now) - 8 )) --batch-size "${GEN_BATCH:-1024}" "${STATIC_ARGS[@]}" ;;
+  sglang) run_phase distill "$DISTILL_END" "$PY" -m sglang_dflash.train.distill_sglang --target "$TGT" \
+            --data "$W/train.jsonl" --out "$W/distill.jsonl" --max-new-tokens "$MAX_NEW" \
+            --max-seconds $(( DISTILL_END - $(now) - 12 )) "${SG_ARGS[@]}" ;;
+  none) log "DISTILLER=none: training on EXTRA_DATA only (${EXTRA_DATA:-nothing})" ;;
+  *) log "DISTILLER: expected static, sglang or none, got '$DISTILLER'"; exit 2 ;;
+esac
 N_DIST=0
 [ -s "$W/distill.jsonl" ] || cp "$W/distill.jsonl.cache" "$W/distill.jsonl" 2>/dev/null
 [ -s "$W/distill.jsonl" ] && N_DIST=$(wc -l <"$W/distill.jsonl")
 log "distilled conversations: $N_DIST"
+if [ "${SAVE_DISTILL:-0}" = 1 ] && [ "$N_DIST" -gt 0 ]; then
+  gzip -c "$W/distill.jsonl" | split -b 15M -d - "$OUT/distill.jsonl.gz.part"
+  log "saved: $(ls "$OUT"/distill.jsonl.gz.part* | wc -l) part(s) of $(cat "$OUT"/distill.jsonl.gz.part* | wc -c) bytes"
+fi
 
 # 4. train (continue the shipped drafter); if SGLang gave (almost) nothing, let the trainer
 #    self-distill with HF generate (bf16) for half of the remaining time instead
@@ -116,7 +134,10 @@ COMMON=(--target "$TGT" --out "$W/run" --init-from "${INIT_FROM:-$SHIPPED}" --bl
 LEFT=$(( TRAIN_END - $(now) - TRAIN_OVERHEAD_S ))
 # shellcheck disable=SC2206  # EXTRA_DATA: space-separated paths
 EXTRA=(${EXTRA_DATA:-})
-if [ "$N_DIST" -ge "${MIN_DIST:-2000}" ] || { [ "${DRY_RUN:-0}" = 1 ] && [ "$N_DIST" -gt 0 ]; }; then
+if [ "$DISTILLER" = none ]; then
+  [ "${#EXTRA[@]}" -gt 0 ] || { log "DISTILLER=none needs EXTRA_DATA"; exit 2; }
+  DATA=(--data "${EXTRA[@]}")
+elif [ "$N_DIST" -ge "${MIN_DIST:-2000}" ] || { [ "${DRY_RUN:-0}" = 1 ] && [ "$N_DIST" -gt 0 ]; }; then
   DATA=(--data "$W/distill.jsonl" "${EXTRA[@]}")
 else
   log "SGLang distillation gave $N_DIST conversations: falling back to the trainer's HF self-distillation"
