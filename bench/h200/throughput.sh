@@ -11,7 +11,11 @@
 #      BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0), MAX_TOTAL_TOKENS (set: all
 #      servers start at once with that KV cap and --cuda-graph-max-bs GRAPH_MAX_BS (64)),
 #      STEP_TIMING (N: our servers log the per-step time split every N decode steps,
-#      summarised into OUTDIR/step_split.json; off when unset)
+#      summarised into OUTDIR/step_split.json; off when unset), BENCH (1; 0 skips the table),
+#      PROBE (1: bench/h200/ttft_probe.py on the running servers into OUTDIR/probe, with
+#      PROBE_ARGS), SGLANG_DFLASH_SYNC_DEBUG (passed on: see sglang_dflash/sglang/sync_debug.py)
+# Server names: baseline, builtin_accX, ours_accX, timed_accX (ours with the step timer every
+# 8 steps, whatever STEP_TIMING says: a timed twin beside an untimed one).
 set -uo pipefail
 OUT=${1:?usage: throughput.sh OUTDIR [attention backend]}
 BACKEND=${2:-triton}
@@ -52,16 +56,17 @@ PY
 healthy() {  # url -> exit 0 when /health answers 200 (no curl needed)
   python3 -c "import sys,urllib.request; sys.exit(urllib.request.urlopen(sys.argv[1]+'/health',timeout=3).status!=200)" "$1" 2>/dev/null
 }
-declare -A PORT=([baseline]=31000 [builtin_acc1]=31001 [builtin_acc6.44]=31002 [ours_acc1]=31003 [ours_acc6.44]=31004)
+declare -A PORT=([baseline]=31000 [builtin_acc1]=31001 [builtin_acc6.44]=31002 [ours_acc1]=31003 [ours_acc6.44]=31004
+                 [timed_acc1]=31005 [timed_acc6.44]=31006)
 start() {  # name impl acc
-  local name=$1 impl=$2 acc=$3 frac
+  local name=$1 impl=$2 acc=$3 timing=${4:-${STEP_TIMING:-0}} frac
   frac=$(fraction)
   echo "starting $name (--mem-fraction-static $frac)"
   if [ "$impl" = none ]; then
     python3 -m sglang.launch_server "${COMMON[@]}" --mem-fraction-static "$frac" --port "${PORT[$name]}" \
       >"$LOGS/$name.log" 2>&1 &
   else
-    SGLANG_DFLASH_IMPL=$impl SGLANG_SIMULATE_ACC_LEN=$acc SGLANG_DFLASH_STEP_TIMING=${STEP_TIMING:-0} \
+    SGLANG_DFLASH_IMPL=$impl SGLANG_SIMULATE_ACC_LEN=$acc SGLANG_DFLASH_STEP_TIMING=$timing \
       python3 -m sglang.launch_server "${COMMON[@]}" "${SPEC[@]}" --mem-fraction-static "$frac" \
       --port "${PORT[$name]}" >"$LOGS/$name.log" 2>&1 &
   fi
@@ -83,6 +88,7 @@ launch() {
     baseline) start baseline none 0 ;;
     builtin_acc*) start "$1" builtin "${1#builtin_acc}" ;;
     ours_acc*) start "$1" sglang_dflash "${1#ours_acc}" ;;
+    timed_acc*) start "$1" sglang_dflash "${1#timed_acc}" 8 ;;
   esac
 }
 report_up() {
@@ -104,11 +110,20 @@ else
 fi
 grep -h "sglang-dflash worker started" "$OUT"/logs/*.log || echo "note: no sglang-dflash start line found"
 
-python3 -m sglang_dflash.bench "${urls[@]}" --model "$T" --prompts mix --num-prompts "${NUM_PROMPTS:-8}" --max-tokens 256 \
-  --concurrency "${CONCURRENCY:-1,8,32}" --warmup 2 --no-progress --out "$OUT" --tag qwen3-8b-dummy-h200-$BACKEND
-rc=$?
-if [ -n "${STEP_TIMING:-}" ]; then
-  python3 -m sglang_dflash.bench.steptiming "$OUT"/logs/ours_*.log --out "$OUT/step_split.json" || true
+rc=0
+if [ "${BENCH:-1}" = 1 ]; then
+  python3 -m sglang_dflash.bench "${urls[@]}" --model "$T" --prompts mix --num-prompts "${NUM_PROMPTS:-8}" --max-tokens 256 \
+    --concurrency "${CONCURRENCY:-1,8,32}" --warmup 2 --no-progress --out "$OUT" --tag qwen3-8b-dummy-h200-$BACKEND
+  rc=$?
+fi
+if [ "${PROBE:-0}" = 1 ]; then
+  # shellcheck disable=SC2086  # PROBE_ARGS: extra flags, split on spaces
+  python3 bench/h200/ttft_probe.py "${urls[@]}" --model "$T" --out "$OUT/probe" ${PROBE_ARGS:-} || rc=1
+fi
+timed_logs=$(ls "$OUT"/logs/ours_*.log "$OUT"/logs/timed_*.log 2>/dev/null)
+if [ -n "${STEP_TIMING:-}" ] || ls "$OUT"/logs/timed_*.log >/dev/null 2>&1; then
+  # shellcheck disable=SC2086
+  python3 -m sglang_dflash.bench.steptiming $timed_logs --out "$OUT/step_split.json" || true
 fi
 for pid in "$PIDS"/*; do kill "$(cat "$pid")" 2>/dev/null; done
 wait 2>/dev/null

@@ -35,6 +35,9 @@ def create_worker_around(original_fn, self, server_args):
     if not self.is_dflash():
         return original_fn(self, server_args)
     impl = env.impl()
+    from . import sync_debug
+
+    sync_debug.install_from_env()  # a debugging switch; off unless its variable is set
     if env.cpu_engine():
         from . import cpu_fixes
 
