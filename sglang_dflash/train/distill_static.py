@@ -147,10 +147,18 @@ class StaticGreedy:
                     self._step(T)
             torch.cuda.current_stream().wait_stream(s)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                self._step(T)
+            try:
+                with torch.cuda.graph(graph):
+                    self._step(T)
+            except Exception as e:  # noqa: BLE001 - a slower eager step still gives the same replies
+                print(f"[distill_static] CUDA graph capture failed ({type(e).__name__}: {e}); "
+                      "decoding eagerly", file=sys.stderr, flush=True)
+                self.use_graphs = False
+                graph = None
             for t, v in zip((self.tok, self.pos, self.col, self.step, self.fin, self.valid, self.out), saved):
                 t.copy_(v)  # the warm-up and capture steps must not count
+            if graph is None:
+                return lambda: self._step(T)
             self.graphs[T] = graph
         return self.graphs[T].replay
 
