@@ -101,6 +101,27 @@ def test_bookkeeping_of_steps_and_prefills(monkeypatch):
                              timer.report())[-1]
 
 
+def test_reports_while_the_newest_step_still_runs(monkeypatch, caplog):
+    """Under the overlap scheduler the step just launched is never done when end() runs; the
+    report must come anyway, from the steps the GPU has finished, without waiting."""
+    monkeypatch.setattr(step_timing, "_event", _FakeEvent)
+    timer = StepTimer(every=2)
+    with caplog.at_level("INFO", logger="sglang_dflash.sglang.step_timing"):
+        for step in range(4):
+            for ev, _, _ in timer.steps.calls:  # the GPU finished every earlier step
+                for e in ev:
+                    e.done = True
+            timer.start()
+            for _ in PHASES:
+                timer.mark()
+            for e in timer.steps._events:
+                e.done = False  # this step is still queued on the GPU
+            timer.end(1)
+    lines = [r.getMessage() for r in caplog.records if "step timing" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("sglang-dflash step timing (2 steps")
+    assert len(timer.steps.calls) == 2  # steps 3 and 4 wait for the next report
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA events need a GPU")
 def test_prefills_join_the_report_once_done():
     timer = StepTimer(every=1000)

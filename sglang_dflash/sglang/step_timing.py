@@ -119,15 +119,19 @@ class StepTimer:
 
     def end(self, batch_size: int) -> None:
         self.steps.end(batch_size)
-        # report once the newest step's events are done on the GPU: no host sync, so the
-        # overlap scheduler keeps running ahead (a few steps more may join the report)
+        # Report once `every` steps are done on the GPU. Ask the `every`-th oldest step, not
+        # the newest: the overlap scheduler launches ahead of the GPU, so the step just
+        # launched is (almost) never done here. query() does not block the host.
         calls = self.steps.calls
-        if len(calls) >= self.every and calls[-1][0][-1].query():
-            self.report()
+        if len(calls) >= self.every and calls[self.every - 1][0][-1].query():
+            self.report(only_done=True)
 
-    def report(self) -> dict:
-        """Log (and return) the means of the steps so far, and of the prefills done by now."""
-        ms = self.steps.take(only_done=False)
+    def report(self, only_done: bool = False) -> dict:
+        """Log (and return) the means of the steps so far (only_done: those finished on the
+        GPU; else all, waiting for the last), and of the prefills done by now."""
+        ms = self.steps.take(only_done=only_done)
+        if ms is None:
+            return {}
         # the median: a step after a prefill or an idle pause is not a decode step's cost
         step = 1e3 * statistics.median(self._intervals) if self._intervals else float("nan")
         self._intervals.clear()
