@@ -150,3 +150,31 @@ def test_cli_rejects_bad_input(tmp_path):
         main(["--launch", "turbo", "--model", "m", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="neither a file nor a named set"):
         main(["--url", "http://127.0.0.1:9", "--prompts", "nope", "--out", str(tmp_path)])
+
+
+def test_rounds_let_running_servers_take_turns():
+    """--rounds 3: each level in three parts, servers alternating A B, B A, A B; each server
+    still gets every prompt once, in order, and the warm-up only before its first part."""
+    from sglang_dflash.bench.sweep import run_interleaved
+
+    with FakeServer(accept=4) as a, FakeServer(accept=4) as b:
+        work = _work([f"p{i}" for i in range(6)], n=40)
+        servers, levels = run_interleaved(
+            [Target("A", url=a.url), Target("B", url=b.url), Target("dead", url="http://127.0.0.1:9")],
+            work, concurrencies=[1], num_requests=6, rounds=3)
+        log = sorted([(r["_arrived"], "A", r) for r in a.requests] + [(r["_arrived"], "B", r) for r in b.requests],
+                     key=lambda x: x[0])
+    timed = [(who, r["text"]) for _, who, r in log if r["sampling_params"]["max_new_tokens"] == 40]
+    assert [who for who, _ in timed] == list("AABBBBAAAABB")
+    for who in "AB":
+        assert [t for w, t in timed if w == who] == [f"p{i}" for i in range(6)]
+    warm = [who for _, who, r in log if r["sampling_params"]["max_new_tokens"] != 40]
+    assert warm == ["A", "B"]  # warmup=1, concurrency 1: one short request each, before part 1
+    by = {s.server: s for s in levels}
+    assert by["A"].completed == by["B"].completed == 6 and by["A"].duration_s > 0
+    assert by["dead"].errors == {"unreachable": 6} and "error" in servers[2]
+
+
+def test_rounds_refuse_launched_servers(tmp_path):
+    with pytest.raises(SystemExit, match="--rounds > 1 interleaves running servers"):
+        main(["--launch", "baseline", "--model", "x", "--rounds", "2", "--out", str(tmp_path)])

@@ -8,7 +8,7 @@
 # Needs: SGLang 0.5.17 importable (source /tmp/gpu-env.sh after staging the bundle) and this repo.
 # Usage: bash bench/h200/throughput.sh OUTDIR [ATTENTION_BACKEND]
 # Env: SERVERS (subset of the five names below), CONCURRENCY (1,8,32), NUM_PROMPTS (8), SEED (0),
-#      BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0), MAX_TOTAL_TOKENS (set: all
+#      ROUNDS (4: parts per level, servers taking turns), BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0), MAX_TOTAL_TOKENS (set: all
 #      servers start at once with that KV cap and --cuda-graph-max-bs GRAPH_MAX_BS (64)),
 #      STEP_TIMING (N: our servers log the per-step time split every N decode steps,
 #      summarised into OUTDIR/step_split.json; off when unset), BENCH (1; 0 skips the table),
@@ -112,8 +112,12 @@ grep -h "sglang-dflash worker started" "$OUT"/logs/*.log || echo "note: no sglan
 
 rc=0
 if [ "${BENCH:-1}" = 1 ]; then
+  # ROUNDS parts per level, servers taking turns (sglang_dflash.bench --rounds): the host of the
+  # H200 drifts by +-10 ms of TTFT over minutes, which one-server-after-another charged to
+  # whichever server ran then
   python3 -m sglang_dflash.bench "${urls[@]}" --model "$T" --prompts mix --num-prompts "${NUM_PROMPTS:-8}" --max-tokens 256 \
-    --concurrency "${CONCURRENCY:-1,8,32}" --warmup 2 --no-progress --out "$OUT" --tag qwen3-8b-dummy-h200-$BACKEND
+    --concurrency "${CONCURRENCY:-1,8,32}" --warmup 2 --rounds "${ROUNDS:-4}" --no-progress --out "$OUT" \
+    --tag qwen3-8b-dummy-h200-$BACKEND
   rc=$?
 fi
 if [ "${PROBE:-0}" = 1 ]; then

@@ -24,7 +24,7 @@ from .client import API_PATHS, RequestSpec
 from .prompts import PromptError, load_prompts
 from .runner import Workload, served_model_name
 from .server import CONFIGS, LaunchSpec
-from .sweep import Target, run_sweep
+from .sweep import Target, run_interleaved, run_sweep
 from .sysinfo import environment
 from .template import hf_chat_formatter, plain
 
@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--num-requests", type=int,
                    help="requests per level (default: all prompts, at least 4 x concurrency)")
     g.add_argument("--warmup", type=int, default=2, help="uncounted warm-up rounds before each level, each of `concurrency` short requests in flight")
+    g.add_argument("--rounds", type=int, default=1,
+                   help="running servers (--url) only: cut each level into this many parts and "
+                        "let the servers take turns part by part, so slow drifts of the host hit "
+                        "all of them alike (default 1: one server after another)")
     g.add_argument("--timeout", type=float, default=600.0, help="s per request")
     g.add_argument("--no-stream", action="store_true",
                    help="non-streaming requests (chat then returns meta_info; no TTFT/ITL)")
@@ -143,6 +147,11 @@ def _dump(f, server: str, concurrency: int, results) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     targets = _targets(args)
+    if args.rounds < 1:
+        raise SystemExit(f"error: --rounds must be >= 1, got {args.rounds}")
+    if args.rounds > 1 and any(t.launch is not None for t in targets):
+        raise SystemExit("error: --rounds > 1 interleaves running servers; give them with --url, "
+                         "not --launch")
     try:
         prompts = load_prompts(args.prompts)[: args.num_prompts or None]
     except PromptError as e:
@@ -162,9 +171,14 @@ def main(argv: list[str] | None = None) -> int:
 
     dump = open(out / f"{args.tag}.requests.jsonl", "w") if args.save_requests else None
     try:
-        servers, levels = run_sweep(
-            targets, work, concurrencies, args.num_requests, args.launch_timeout,
-            log_dir=str(out), on_requests=(lambda *a: _dump(dump, *a)) if dump else None)
+        on_requests = (lambda *a: _dump(dump, *a)) if dump else None
+        if args.rounds > 1:
+            servers, levels = run_interleaved(targets, work, concurrencies, args.num_requests,
+                                              args.rounds, on_requests=on_requests)
+        else:
+            servers, levels = run_sweep(
+                targets, work, concurrencies, args.num_requests, args.launch_timeout,
+                log_dir=str(out), on_requests=on_requests)
     finally:
         if dump:
             dump.close()

@@ -33,9 +33,11 @@ def requests_for_level(concurrency: int, num_requests: int | None, num_prompts: 
 
 
 def run_level(
-    server: str, base_url: str, work: Workload, concurrency: int, num_requests: int
+    server: str, base_url: str, work: Workload, concurrency: int, num_requests: int,
+    first: int = 0,
 ) -> tuple[LevelStats, list[RequestResult]]:
-    specs = [work.specs[i % len(work.specs)] for i in range(num_requests)]
+    """``num_requests`` requests, prompts ``first, first + 1, ...`` of the (cycled) workload."""
+    specs = [work.specs[(first + i) % len(work.specs)] for i in range(num_requests)]
     warm_up(base_url, work, specs, concurrency)
 
     results: list[RequestResult] = []

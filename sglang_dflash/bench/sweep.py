@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .runner import Workload, probe, requests_for_level, run_level
 from .server import EXPECTED_WORKER, LaunchedServer, LaunchSpec, ServerLaunchError
 from .serverinfo import server_info
-from .stats import LevelStats, unreachable
+from .stats import LevelStats, aggregate, unreachable
 
 
 @dataclass
@@ -78,6 +78,68 @@ def run_sweep(
                 launched.stop()
         servers.append(info)
     return servers, levels
+
+
+def run_interleaved(
+    targets: list[Target],
+    work: Workload,
+    concurrencies: list[int],
+    num_requests: int | None = None,
+    rounds: int = 4,
+    on_requests=None,
+) -> tuple[list[dict], list[LevelStats]]:
+    """Like ``run_sweep`` for servers that are already running, but each level is cut into
+    ``rounds`` parts and the servers take turns part by part (A B C, then C B A, ...).
+
+    Measured one after another, a server that happens to run while the host is busier (other
+    idle servers polling, clock changes) loses a few percent to the next one; taking turns
+    spreads such drifts over all servers. Each server still sees the level's prompts once,
+    in order, and its numbers are over all its parts (duration: the sum of its parts'); the
+    warm-up runs before its first part only.
+    """
+    servers: list[dict] = []
+    live: list[Target] = []
+    for t in targets:
+        if t.url is None:
+            raise ValueError(f"--rounds needs running servers (--url); {t.name!r} would be launched")
+        info: dict = {"name": t.name, "url": t.url, "launched": False}
+        reason = probe(t.url)
+        if reason:
+            print(f"[bench] {t.name}: not measured: {reason.splitlines()[0]}")
+            info["error"] = reason
+        else:
+            info["server_info"] = server_info(t.url)
+            live.append(t)
+        servers.append(info)
+    by_key: dict[tuple[str, int], LevelStats] = {}
+    for c in concurrencies:
+        n = requests_for_level(c, num_requests, len(work.specs))
+        parts = [n // rounds + (i < n % rounds) for i in range(rounds)]
+        got = {t.name: ([], 0.0) for t in live}
+        for r, size in enumerate(parts):
+            if size == 0:
+                continue
+            for t in (live if r % 2 == 0 else live[::-1]):
+                w = work if r == 0 else replace(work, warmup=0)
+                stats, results = run_level(t.name, t.url, w, c, size, first=sum(parts[:r]))
+                res, dur = got[t.name]
+                got[t.name] = (res + results, dur + stats.duration_s)
+        for t in targets:
+            info = next(s for s in servers if s["name"] == t.name)
+            if "error" in info:
+                by_key[(t.name, c)] = unreachable(t.name, c, n, info["error"])
+                continue
+            results, dur = got[t.name]
+            by_key[(t.name, c)] = stats = aggregate(t.name, c, results, dur)
+            if on_requests is not None:
+                on_requests(t.name, c, results)
+            print(_one_line(stats))
+    for info in servers:
+        if "error" not in info:
+            after = server_info(info["url"]).get("avg_spec_accept_length")
+            if after is not None:
+                info["server_avg_spec_accept_length"] = after
+    return servers, [by_key[(t.name, c)] for t in targets for c in concurrencies]
 
 
 def _check_worker(info: dict, launched: LaunchedServer) -> None:
