@@ -8,7 +8,7 @@
 # Needs: SGLang 0.5.17 importable (source /tmp/gpu-env.sh after staging the bundle) and this repo.
 # Usage: bash bench/h200/throughput.sh OUTDIR [ATTENTION_BACKEND]
 # Env: SERVERS (subset of the five names below), CONCURRENCY (1,8,32), NUM_PROMPTS (8), SEED (0),
-#      ROUNDS (4: parts per level, servers taking turns), BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0), MAX_TOTAL_TOKENS (set: all
+#      ROUNDS (4: parts per level, servers taking turns), SLEEP_ON_IDLE (0), BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0), MAX_TOTAL_TOKENS (set: all
 #      servers start at once with that KV cap and --cuda-graph-max-bs GRAPH_MAX_BS (64)),
 #      STEP_TIMING (N: our servers log the per-step time split every N decode steps,
 #      summarised into OUTDIR/step_split.json; off when unset), BENCH (1; 0 skips the table),
@@ -40,6 +40,10 @@ D=/tmp/h200-models/dflash-b16-dummy
 COMMON=(--model-path "$T" --load-format dummy --attention-backend "$BACKEND" --host 127.0.0.1 --log-level info
         --random-seed "${SEED:-0}")
 [ "${PREFILL_GRAPH:-0}" = 1 ] || COMMON+=(--disable-prefill-cuda-graph)
+# SLEEP_ON_IDLE=1: idle schedulers block on their sockets instead of polling (SGLang's
+# --sleep-on-idle). Five servers side by side otherwise keep five polling loops busy while
+# one of them is measured; not yet measured either way.
+[ "${SLEEP_ON_IDLE:-0}" = 1 ] && COMMON+=(--sleep-on-idle)
 SPEC=(--speculative-algorithm DFLASH --speculative-draft-model-path "$D" --speculative-draft-load-format dummy
       --speculative-num-draft-tokens 16 --speculative-draft-attention-backend "$BACKEND")
 LOGS=$OUT/logs

@@ -1,8 +1,9 @@
 """Time to first token of several running servers, interleaved, and a torch-profiler trace of
-each (the probe behind bench/h200/ttft_probe.sh).
+each (run by `PROBE=1 bash bench/h200/throughput.sh`, on the servers it starts).
 
     python bench/h200/ttft_probe.py --url NAME=URL ... --model DIR --out OUTDIR
         [--rounds 6] [--per-round 8] [--profile NAME ...] [--sync-debug-file PATH]
+        [--api chat|generate] [--fresh]
 
 Per round, servers take turns in alternating order (A B, then B A) and each gets `per-round`
 sequential streamed requests of the `mix` prompts: first with `max_tokens` 1 (prefill, then
@@ -12,6 +13,8 @@ table. With --profile, each named server then records `--profile-requests` reque
 tokens with SGLang's torch profiler (/start_profile, /stop_profile), traces into
 OUTDIR/prof/NAME. With --sync-debug-file, that file is created after the rounds (see
 sglang_dflash.sglang.sync_debug) and --per-round requests go to every server once more.
+By default the prompts repeat, so after the warm-up every prefill is a radix-cache hit of one
+token; --fresh makes every prefill a full one.
 """
 
 from __future__ import annotations
@@ -34,10 +37,17 @@ def post(url: str, path: str, body: dict | None = None, timeout: float = 120) ->
         return r.read().decode()[:300]
 
 
+API = "chat"
+FRESH = [0]  # > 0: every request's prompt starts with a new number, so no prefix is cached
+
+
 def one(url, prompt, max_tokens):
     msgs = prompt.first_messages()
+    if FRESH[0]:
+        FRESH[0] += 1
+        msgs = msgs[:-1] + [{"role": "user", "content": f"[{FRESH[0]}] {msgs[-1]['content']}"}]
     spec = RequestSpec(text=msgs[-1]["content"], messages=msgs, max_tokens=max_tokens)
-    res = send(url, "chat", spec, timeout=120)
+    res = send(url, API, spec, timeout=120)
     if not res.ok:
         raise RuntimeError(f"{url}: {res.error} {res.detail}")
     return {"ttft_ms": 1e3 * res.ttft, "latency_ms": 1e3 * res.latency, "tokens": res.output_tokens}
@@ -59,7 +69,14 @@ def main() -> int:
     ap.add_argument("--profile-requests", type=int, default=3)
     ap.add_argument("--profile-activities", default="CPU,GPU")
     ap.add_argument("--sync-debug-file")
+    ap.add_argument("--api", choices=["chat", "generate"], default="chat",
+                    help="generate: SGLang's /generate with the raw text (as the table's bench sends)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="a new number in front of every prompt: full prefills, no radix-cache hits")
     a = ap.parse_args()
+    global API
+    API = a.api
+    FRESH[0] = 1 if a.fresh else 0
     servers = dict(u.split("=", 1) for u in a.url)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
