@@ -53,7 +53,7 @@ def enable() -> None:
     previous = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if "synchronizing" not in str(message):
+        if "called a synchronizing" not in str(message):
             return previous(message, category, filename, lineno, file, line)
         frames = traceback.extract_stack()[:-1][-FRAMES:]
         key = tuple((f.filename, f.lineno) for f in frames)
@@ -65,6 +65,6 @@ def enable() -> None:
         return None
 
     warnings.showwarning = show
-    warnings.filterwarnings("always", message=".*synchronizing.*")
+    warnings.filterwarnings("always", message=".*called a synchronizing.*")
     torch.cuda.set_sync_debug_mode("warn")
     logger.warning("sync-debug: on (%s)", VAR)
