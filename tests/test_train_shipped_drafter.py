@@ -1,6 +1,6 @@
 """The drafter shipped for SmolLM2-135M-Instruct on held-out chat prompts.
 
-Its measured acceptance (bench/results/smollm2-drafter-acceptance.json: 1.87 at block 8 over 32
+Its measured acceptance (bench/results/smollm2-drafter-acceptance.json: 2.33 at block 8 over 32
 prompts on an H200) is below the project's goal of 3.0; this test guards that level against
 regressions (`FLOOR`) and reports the 3.0 goal as an expected failure until a better drafter ships."""
 import json
@@ -16,7 +16,7 @@ from sglang_dflash.reference import generate, target_generate
 from smollm2_fixture import smollm2, smollm2_dir  # noqa: F401
 
 HELDOUT = DRAFTER_DIR / "heldout.jsonl"
-FLOOR, GOAL = 1.6, 3.0
+FLOOR, GOAL = 1.9, 3.0
 
 
 def heldout_prompts(tok, n):
@@ -63,7 +63,7 @@ def test_block_8_acceptance_floor_and_lossless(block8_run):
     assert out.tokens[:2] == plain  # the speculative answers are the plain greedy ones
 
 
-@pytest.mark.xfail(reason="the shipped drafter had 6 GPU-minutes of training; it measures 1.87 at block 8",
+@pytest.mark.xfail(reason="the shipped drafter had 17 GPU-minutes of training; it measures 2.33 at block 8",
                    strict=False)
 def test_block_8_acceptance_goal(block8_run):
     assert block8_run[1] >= GOAL
