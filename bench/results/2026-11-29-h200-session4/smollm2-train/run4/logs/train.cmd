@@ -1,0 +1,1 @@
+python3 -m sglang_dflash.train --target /tmp/w/smollm2 --out /tmp/w2/run --init-from /tmp/d1 --block-size 16 --num-layers 3 --num-target-features 5 --batch-size 64 --num-anchors 64 --lr 4e-4 --gamma 5 --weight-decay 0.05 --warmup 0.02 --steps 1000000 --eval-prompts 0 --log-every 50 --save-every 0 --target-labels --data /tmp/w/distill.jsonl --max-minutes 6.67
