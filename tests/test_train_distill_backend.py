@@ -108,3 +108,18 @@ def test_unanswered_outputs_end_generation(tmp_path, smollm2):  # noqa: F811
     out = distill(None, tok, convs(6, turns=2), tmp_path / "c.jsonl", batch_size=100, generate_fn=half,
                   eos_ids={2}, model_name="fake", progress=False)
     assert len(out) == 3 and all(sum(m["role"] == "assistant" for m in r["messages"]) == 1 for r in out)
+
+
+def test_select_records_drops_text_heldout_and_extra(tmp_path):
+    from sglang_dflash.train.distill import select_records, write_answered
+
+    chats = convs(4)
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in chats + [{"text": "plain"}]) + "\n")
+    held = tmp_path / "h.jsonl"  # the held-out copy carries a reply: the prompt alone must match
+    held.write_text(json.dumps({"messages": chats[1]["messages"] + [{"role": "assistant", "content": "x"}]}) + "\n")
+    kept, dropped = select_records([data], [held], num=2)
+    assert [r["messages"] for r in kept] == [chats[0]["messages"], chats[2]["messages"]] and dropped == 3
+    out = tmp_path / "o.jsonl"
+    assert write_answered(out, [{"messages": chats[0]["messages"] + [{"role": "assistant", "content": "é"}]}]) == 1
+    assert json.loads(out.read_text())["messages"][-1]["content"] == "é"

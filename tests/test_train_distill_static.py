@@ -79,3 +79,19 @@ def test_prompt_longer_than_the_cache_is_refused():
     gen = StaticGreedy(model, max_batch=1, max_prompt_len=8, max_new_tokens=4, eos_ids={0})
     with pytest.raises(ValueError, match="exceed the cache length 64"):
         gen.generate([list(range(3, 80))], 1)
+
+
+def test_cli_writes_chat_data_without_the_held_out_prompts(tmp_path, smollm2_dir):  # noqa: F811
+    import json
+
+    from sglang_dflash.train.distill_static import main
+
+    rows = [{"messages": [{"role": "user", "content": q}]} for q in ("Name a color.", "Say hi.", "Count to 3.")]
+    data, held, out = tmp_path / "p.jsonl", tmp_path / "h.jsonl", tmp_path / "o.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    held.write_text(json.dumps(rows[1]) + "\n")
+    assert main(["--target", str(smollm2_dir), "--data", str(data), "--exclude", str(held), "--out", str(out),
+                 "--max-new-tokens", "4", "--batch-size", "2", "--device", "cpu", "--dtype", "float32"]) == 0
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["messages"][0]["content"] for r in got) == ["Count to 3.", "Name a color."]
+    assert all(r["messages"][-1]["role"] == "assistant" and r["messages"][-1]["content"] for r in got)

@@ -92,7 +92,7 @@ run_phase convert "$CONVERT_END" "$PY" -m sglang_dflash.smollm2 --out "$TGT"
 "$PY" -m sglang_dflash.train.prompts --out "$W/prompts" --num "$NUM" --heldout 0 --seed "$SEED" >/dev/null || exit 1
 "$PY" - "$W/prompts/train.jsonl" "$HELDOUT" "$W/train.jsonl" <<'EOF' || exit 1
 import json, sys
-from sglang_dflash.train.distill_sglang import prompt_key
+from sglang_dflash.train.distill import prompt_key
 from sglang_dflash.train.data import read_records
 held = {prompt_key(r) for r in read_records(sys.argv[2])}
 n = kept = 0

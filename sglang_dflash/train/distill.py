@@ -18,7 +18,44 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .data import messages_of, render_prompt, require_chat_template
+from .data import messages_of, read_records, render_prompt, require_chat_template
+
+
+def add_io_args(ap) -> None:
+    """The command-line options every distiller shares: target, data, output and selection."""
+    ap.add_argument("--target", required=True, help="Hugging Face checkpoint folder, or 'smollm2'")
+    ap.add_argument("--data", nargs="+", required=True, help="prompt / chat JSONL (assistant turns are regenerated)")
+    ap.add_argument("--out", required=True, help="JSONL of the answered conversations (rewritten)")
+    ap.add_argument("--cache", help="JSONL cache of fully answered conversations, reused by a later run "
+                    "(default: OUT.cache)")
+    ap.add_argument("--exclude", nargs="*", default=[], help="drop conversations whose prompts are in these files")
+    ap.add_argument("--num", type=int, help="use only the first N conversations (after --exclude)")
+    ap.add_argument("--max-new-tokens", type=int, default=256)
+
+
+def prompt_key(rec: dict) -> str:
+    """What identifies a conversation's prompt: its turns without the assistant's."""
+    return json.dumps([(m["role"], m["content"]) for m in messages_of(rec) if m["role"] != "assistant"])
+
+
+def select_records(data, exclude=(), num: int | None = None) -> tuple[list[dict], int]:
+    """The prompt / chat records of the `data` files a distiller answers, and how many were
+    dropped: plain-text records, those whose prompt is in the `exclude` files (held-out
+    sets), and those past the first `num`."""
+    records = read_records(data)
+    skip = {prompt_key(r) for r in read_records(exclude)} if exclude else set()
+    kept = [r for r in records if "text" not in r and prompt_key(r) not in skip]
+    if num:
+        kept = kept[:num]
+    return kept, len(records) - len(kept)
+
+
+def write_answered(path, done: list[dict]) -> int:
+    """Write the answered conversations as chat JSONL; returns the number of replies."""
+    with open(path, "w", encoding="utf-8") as f:
+        for r in done:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return sum(sum(m["role"] == "assistant" for m in r["messages"]) for r in done)
 
 
 def _key(messages, settings: dict) -> str:

@@ -22,11 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-from .data import messages_of, read_records
+from .distill import add_io_args, distill, prompt_key, select_records, write_answered
 
-
-def prompt_key(rec: dict) -> str:
-    return json.dumps([(m["role"], m["content"]) for m in messages_of(rec) if m["role"] != "assistant"])
+__all__ = ["engine_kwargs", "main", "prompt_key", "sglang_generate_fn"]
 
 
 def engine_kwargs(a) -> dict:
@@ -100,14 +98,7 @@ def sglang_generate_fn(engine, *, max_new_tokens: int, temperature: float, top_p
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sglang_dflash.train.distill_sglang",
                                  description=__doc__.split("\n\n")[0])
-    ap.add_argument("--target", required=True, help="Hugging Face checkpoint folder, or 'smollm2'")
-    ap.add_argument("--data", nargs="+", required=True, help="prompt / chat JSONL (assistant turns are regenerated)")
-    ap.add_argument("--out", required=True, help="JSONL of the answered conversations (rewritten)")
-    ap.add_argument("--cache", help="JSONL cache of fully answered conversations, reused by a later run "
-                    "(default: OUT.cache)")
-    ap.add_argument("--exclude", nargs="*", default=[], help="drop conversations whose prompts are in these files")
-    ap.add_argument("--num", type=int, help="use only the first N conversations (after --exclude)")
-    ap.add_argument("--max-new-tokens", type=int, default=256)
+    add_io_args(ap)
     ap.add_argument("--temperature", type=float, default=0.0)
     ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
@@ -130,20 +121,13 @@ def main(argv=None) -> int:
 
     from transformers import AutoTokenizer
 
-    from .distill import distill
-
     if a.target == "smollm2":
         from ..smollm2 import ensure_smollm2
 
         a.target = str(ensure_smollm2())
     tok = AutoTokenizer.from_pretrained(a.target)
-    records = read_records(a.data)
-    skip = {prompt_key(r) for r in read_records(a.exclude)} if a.exclude else set()
-    n_all = len(records)
-    records = [r for r in records if "text" not in r and prompt_key(r) not in skip]
-    if a.num:
-        records = records[: a.num]
-    print(f"[distill_sglang] {len(records)} conversations ({n_all - len(records)} dropped: excluded / text / "
+    records, dropped = select_records(a.data, a.exclude, a.num)
+    print(f"[distill_sglang] {len(records)} conversations ({dropped} dropped: excluded / text / "
           f"over --num)", flush=True)
 
     import sglang
@@ -170,10 +154,7 @@ def main(argv=None) -> int:
     finally:
         engine.shutdown()
     dt = time.time() - td
-    with open(a.out, "w", encoding="utf-8") as f:  # with the multi-turn ones the deadline cut short
-        for r in done:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    n_turns = sum(sum(m["role"] == "assistant" for m in r["messages"]) for r in done)
+    n_turns = write_answered(a.out, done)  # with the multi-turn ones the deadline cut short
     print(f"[distill_sglang] {len(done)} conversations ({n_turns} replies) in {dt:.0f}s "
           f"= {len(done) / max(dt, 1e-9):.0f} conv/s; total {time.time() - t0:.0f}s -> {a.out}", flush=True)
     return 0 if done else 1

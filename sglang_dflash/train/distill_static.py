@@ -25,15 +25,13 @@ Shapes: ``B`` rows, ``P`` padded prompt length, ``T`` cache length (P + max new,
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from .data import read_records
-from .distill_sglang import prompt_key
+from .distill import add_io_args, distill, select_records, write_answered
 
 SUPPORTED = ("llama", "qwen2", "qwen3", "mistral")
 BUCKET = 64  # cache lengths are rounded up to this, so a few graphs serve all batches
@@ -257,13 +255,7 @@ def static_generate_fn(gen: StaticGreedy, *, pad_id: int, deadline: float | None
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sglang_dflash.train.distill_static",
                                  description=__doc__.split("\n\n")[0])
-    ap.add_argument("--target", required=True, help="Hugging Face checkpoint folder, or 'smollm2'")
-    ap.add_argument("--data", nargs="+", required=True, help="prompt / chat JSONL (assistant turns are regenerated)")
-    ap.add_argument("--out", required=True, help="JSONL of the answered conversations (rewritten)")
-    ap.add_argument("--cache", help="JSONL cache of fully answered conversations (default: OUT.cache)")
-    ap.add_argument("--exclude", nargs="*", default=[], help="drop conversations whose prompts are in these files")
-    ap.add_argument("--num", type=int, help="use only the first N conversations (after --exclude)")
-    ap.add_argument("--max-new-tokens", type=int, default=256)
+    add_io_args(ap)
     ap.add_argument("--max-prompt-len", type=int, default=768, help="longer prompts keep their last tokens")
     ap.add_argument("--batch-size", type=int, default=1024, help="rows decoded together")
     ap.add_argument("--seed", type=int, default=0, help="order in which a time-capped run answers prompts")
@@ -280,8 +272,6 @@ def main(argv=None) -> int:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .distill import distill
-
     if a.target == "smollm2":
         from ..smollm2 import ensure_smollm2
 
@@ -289,13 +279,8 @@ def main(argv=None) -> int:
     device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tok = AutoTokenizer.from_pretrained(a.target)
     model = AutoModelForCausalLM.from_pretrained(a.target, dtype=getattr(torch, a.dtype)).to(device).eval()
-    records = read_records(a.data)
-    skip = {prompt_key(r) for r in read_records(a.exclude)} if a.exclude else set()
-    n_all = len(records)
-    records = [r for r in records if "text" not in r and prompt_key(r) not in skip]
-    if a.num:
-        records = records[: a.num]
-    print(f"[distill_static] {len(records)} conversations ({n_all - len(records)} dropped: excluded / text / "
+    records, dropped = select_records(a.data, a.exclude, a.num)
+    print(f"[distill_static] {len(records)} conversations ({dropped} dropped: excluded / text / "
           f"over --num)", flush=True)
 
     gen_cfg = getattr(model, "generation_config", None)
@@ -318,10 +303,7 @@ def main(argv=None) -> int:
                    progress=sys.stderr.isatty(), eos_ids=eos_ids, model_name=f"static:{Path(a.target).name}",
                    generate_fn=fn)
     dt = time.time() - td
-    with open(a.out, "w", encoding="utf-8") as f:
-        for r in done:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    n_turns = sum(sum(m["role"] == "assistant" for m in r["messages"]) for r in done)
+    n_turns = write_answered(a.out, done)
     print(f"[distill_static] {len(done)} conversations ({n_turns} replies) in {dt:.0f}s "
           f"= {len(done) / max(dt, 1e-9):.0f} conv/s; total {time.time() - t0:.0f}s -> {a.out}", flush=True)
     return 0 if done else 1
