@@ -17,7 +17,7 @@
 # model.safetensors, bf16), measure.json, train_log.jsonl, train_summary.json, logs/, phases.json.
 #
 # Env: INIT_FROM (drafter to continue, default the shipped one), EXTRA_DATA (more distilled
-# JSONL files to train on beside this run's, e.g. an earlier run's WORK/distill.jsonl), SAVE_DISTILL=1
+# JSONL files, plain or .gz, to train on beside this run's, e.g. an earlier run's WORK/distill.jsonl), SAVE_DISTILL=1
 # (OUTDIR/distill.jsonl.gz.partNN, <= 15 MiB each: the data survives the machine), SEED,
 # NUM, MAX_NEW, BATCH, ANCHORS, LR, GAMMA, the phase deadlines. WORK=DIR keeps the scratch
 # folder (target, prompts, distilled data, checkpoint) for a second run on the same machine.
@@ -134,6 +134,11 @@ COMMON=(--target "$TGT" --out "$W/run" --init-from "${INIT_FROM:-$SHIPPED}" --bl
 LEFT=$(( TRAIN_END - $(now) - TRAIN_OVERHEAD_S ))
 # shellcheck disable=SC2206  # EXTRA_DATA: space-separated paths
 EXTRA=(${EXTRA_DATA:-})
+for i in "${!EXTRA[@]}"; do  # gzipped JSONL (what SAVE_DISTILL brings back, parts joined): unpack
+  case ${EXTRA[$i]} in
+    *.gz) gunzip -c "${EXTRA[$i]}" >"$W/extra_$i.jsonl" || exit 1; EXTRA[$i]=$W/extra_$i.jsonl ;;
+  esac
+done
 if [ "$DISTILLER" = none ]; then
   [ "${#EXTRA[@]}" -gt 0 ] || { log "DISTILLER=none needs EXTRA_DATA"; exit 2; }
   DATA=(--data "${EXTRA[@]}")
