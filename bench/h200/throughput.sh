@@ -8,7 +8,7 @@
 # Needs: SGLang 0.5.17 importable (source /tmp/gpu-env.sh after staging the bundle) and this repo.
 # Usage: bash bench/h200/throughput.sh OUTDIR [ATTENTION_BACKEND]
 # Env: SERVERS (subset of the five names below), CONCURRENCY (1,8,32), NUM_PROMPTS (8), SEED (0),
-#      ROUNDS (4: parts per level, servers taking turns), SLEEP_ON_IDLE (0), BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0), MAX_TOTAL_TOKENS (set: all
+#      ROUNDS (4: parts per level, servers taking turns), SLEEP_ON_IDLE (0), PIN_CPUS (cores per server), BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0), MAX_TOTAL_TOKENS (set: all
 #      servers start at once with that KV cap and --cuda-graph-max-bs GRAPH_MAX_BS (64)),
 #      STEP_TIMING (N: our servers log the per-step time split every N decode steps,
 #      summarised into OUTDIR/step_split.json; off when unset), BENCH (1; 0 skips the table),
@@ -62,16 +62,28 @@ healthy() {  # url -> exit 0 when /health answers 200 (no curl needed)
 }
 declare -A PORT=([baseline]=31000 [builtin_acc1]=31001 [builtin_acc6.44]=31002 [ours_acc1]=31003 [ours_acc6.44]=31004
                  [timed_acc1]=31005 [timed_acc6.44]=31006)
+# PIN_CPUS=K: the n-th server started runs on cores n*K .. n*K+K-1 only (taskset; its
+# scheduler, tokenizer and detokenizer processes inherit it), so side-by-side servers do not
+# share cores; the rest stay for the bench client. Not yet measured either way.
+SLOT=0
+pin() {  # -> "taskset -c A-B" for server number SLOT, or nothing
+  [ -n "${PIN_CPUS:-}" ] || return 0
+  local a=$(( SLOT * PIN_CPUS )); local b=$(( SLOT * PIN_CPUS + PIN_CPUS - 1 ))
+  [ "$b" -lt "$(nproc)" ] || { echo "PIN_CPUS=$PIN_CPUS: server $SLOT would need core $b of $(nproc)" >&2; return 1; }
+  echo taskset -c "$a-$b"
+}
 start() {  # name impl acc
-  local name=$1 impl=$2 acc=$3 timing=${4:-${STEP_TIMING:-0}} frac
+  local name=$1 impl=$2 acc=$3 timing=${4:-${STEP_TIMING:-0}} frac cores
   frac=$(fraction)
-  echo "starting $name (--mem-fraction-static $frac)"
+  cores=$(pin) || exit 2
+  SLOT=$(( SLOT + 1 ))
+  echo "starting $name (--mem-fraction-static $frac${cores:+, $cores})"
   if [ "$impl" = none ]; then
-    python3 -m sglang.launch_server "${COMMON[@]}" --mem-fraction-static "$frac" --port "${PORT[$name]}" \
+    $cores python3 -m sglang.launch_server "${COMMON[@]}" --mem-fraction-static "$frac" --port "${PORT[$name]}" \
       >"$LOGS/$name.log" 2>&1 &
   else
     SGLANG_DFLASH_IMPL=$impl SGLANG_SIMULATE_ACC_LEN=$acc SGLANG_DFLASH_STEP_TIMING=$timing \
-      python3 -m sglang.launch_server "${COMMON[@]}" "${SPEC[@]}" --mem-fraction-static "$frac" \
+      $cores python3 -m sglang.launch_server "${COMMON[@]}" "${SPEC[@]}" --mem-fraction-static "$frac" \
       --port "${PORT[$name]}" >"$LOGS/$name.log" 2>&1 &
   fi
   echo "$!" >"$PIDS/$name"
