@@ -50,11 +50,7 @@ def run_sweep(
             reason = probe(info["url"])
         except (ServerLaunchError, ValueError, OSError) as e:
             reason = str(e)
-        if reason:
-            print(f"[bench] {target.name}: not measured: {reason.splitlines()[0]}")
-            info["error"] = reason
-        else:
-            info["server_info"] = server_info(info["url"])
+        _note_reachability(info, reason)
         try:
             for c in concurrencies:
                 n = requests_for_level(c, num_requests, len(work.specs))
@@ -67,10 +63,7 @@ def run_sweep(
                     on_requests(target.name, c, results)
                 print(_one_line(stats))
             if not reason:
-                # the server's own running average (warm-up requests included): a cross-check
-                after = server_info(info["url"]).get("avg_spec_accept_length")
-                if after is not None:
-                    info["server_avg_spec_accept_length"] = after
+                _note_server_average(info)
             if launched is not None and not reason:
                 _check_worker(info, launched)
         finally:
@@ -103,12 +96,8 @@ def run_interleaved(
         if t.url is None:
             raise ValueError(f"--rounds needs running servers (--url); {t.name!r} would be launched")
         info: dict = {"name": t.name, "url": t.url, "launched": False}
-        reason = probe(t.url)
-        if reason:
-            print(f"[bench] {t.name}: not measured: {reason.splitlines()[0]}")
-            info["error"] = reason
-        else:
-            info["server_info"] = server_info(t.url)
+        _note_reachability(info, probe(t.url))
+        if "error" not in info:
             live.append(t)
         servers.append(info)
     by_key: dict[tuple[str, int], LevelStats] = {}
@@ -136,10 +125,24 @@ def run_interleaved(
             print(_one_line(stats))
     for info in servers:
         if "error" not in info:
-            after = server_info(info["url"]).get("avg_spec_accept_length")
-            if after is not None:
-                info["server_avg_spec_accept_length"] = after
+            _note_server_average(info)
     return servers, [by_key[(t.name, c)] for t in targets for c in concurrencies]
+
+
+def _note_reachability(info: dict, reason: str | None) -> None:
+    """Record why a server cannot be measured, or what it says about itself."""
+    if reason:
+        print(f"[bench] {info['name']}: not measured: {reason.splitlines()[0]}")
+        info["error"] = reason
+    else:
+        info["server_info"] = server_info(info["url"])
+
+
+def _note_server_average(info: dict) -> None:
+    """The server's own running acceptance average (warm-up requests included): a cross-check."""
+    after = server_info(info["url"]).get("avg_spec_accept_length")
+    if after is not None:
+        info["server_avg_spec_accept_length"] = after
 
 
 def _check_worker(info: dict, launched: LaunchedServer) -> None:
