@@ -67,6 +67,14 @@ class _FakeEvent:
         pass
 
 
+def one_step(timer, batch_size=1):
+    """A decode step with every phase marked (no work between the marks)."""
+    timer.start()
+    for _ in PHASES:
+        timer.mark()
+    timer.end(batch_size)
+
+
 def test_bookkeeping_of_steps_and_prefills(monkeypatch):
     """The timer's arithmetic without a GPU: phases, batch, prefills kept until their events
     are done."""
@@ -91,14 +99,11 @@ def test_bookkeeping_of_steps_and_prefills(monkeypatch):
     assert rep["prefill"] == dict(target=4.0, context_kv=4.0, prefills=1, tokens=10,
                                   launch=rep["prefill"]["launch"])
     timer.prefills.calls[-1][0][-1].done = True
-    timer.start()
-    for _ in PHASES:
-        timer.mark()
-    timer.end(1)
+    one_step(timer)
     later = timer.report()
     assert later["prefill"]["tokens"] == 30 and later["prefill"]["target"] == 8.0
-    assert "prefill" not in (timer.start(), [timer.mark() for _ in PHASES], timer.end(1),
-                             timer.report())[-1]
+    one_step(timer)
+    assert "prefill" not in timer.report()
 
 
 def test_reports_while_the_newest_step_still_runs(monkeypatch, caplog):
@@ -132,10 +137,7 @@ def test_prefills_join_the_report_once_done():
             x = x @ x.t() / 1024
             timer.prefill_mark()
         timer.prefill_end(n)
-    timer.start()
-    for _ in PHASES:
-        timer.mark()
-    timer.end(1)
+    one_step(timer)
     rep = timer.report()
     assert rep["prefill"]["prefills"] == 2 and rep["prefill"]["tokens"] == 20
     assert all(rep["prefill"][p] > 0 for p in PREFILL_PHASES)
