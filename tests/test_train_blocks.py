@@ -4,7 +4,7 @@ import math
 import torch
 
 from sglang_dflash.train.blocks import (acceptance_from_correct, block_attention_mask, block_inputs, block_labels,
-                                        position_weights, sample_anchors)
+                                        position_weights, sample_anchors, sample_block_lengths)
 
 
 def test_anchors_stay_in_loss_region_and_are_distinct():
@@ -62,3 +62,25 @@ def test_training_time_acceptance():
     correct = torch.tensor([[True, True, False, True], [False, True, True, True], [True, True, True, True]])
     ok = torch.tensor([[True] * 4, [True] * 4, [True, True, False, False]])
     assert acceptance_from_correct(correct, ok).tolist() == [3, 1, 3]
+
+
+def test_shorter_blocks_see_and_train_only_their_first_positions():
+    anchors, valid = torch.tensor([[1, 6]]), torch.tensor([[True, True]])
+    B, n = 4, 10
+    lengths = torch.tensor([[2, 4]])
+    m = block_attention_mask(anchors, valid, n, B, lengths)
+    for q in range(B):  # block 0, cut to 2: every row sees its own columns 0 and 1 only
+        assert m[0, q, n:].nonzero().flatten().tolist() == [0, 1]
+        assert m[0, q, :n].nonzero().flatten().tolist() == [0]
+    for q in range(B, 2 * B):  # block 1 at full length
+        assert m[0, q, n:].nonzero().flatten().tolist() == [4, 5, 6, 7]
+    ids = torch.arange(100, 100 + n)[None]
+    _, ok = block_labels(ids, torch.ones(1, n, dtype=torch.bool), anchors, valid, B, lengths)
+    assert ok[0].tolist() == [[True, False, False], [True, True, True]]
+
+
+def test_block_lengths_are_drawn_from_the_sizes():
+    g = torch.Generator().manual_seed(0)
+    lengths = sample_block_lengths((4, 64), (8, 16), g)
+    assert set(lengths.unique().tolist()) == {8, 16}
+    assert sample_block_lengths((2, 3), (8,)).tolist() == [[8] * 3] * 2

@@ -50,6 +50,25 @@ def fixed_loss(drafter, target, batch):
         return block_loss(drafter, target, batch, num_anchors=16, gamma=2.0, generator=g).loss.item()
 
 
+def test_blocks_cut_to_a_length_train_like_that_block_size():
+    """A block-8 drafter trained on blocks cut to 4 has exactly the loss of the same weights as a
+    block-4 drafter: the cut-off mask tokens are invisible and untrained."""
+    target = tiny_target("llama", dtype=torch.float32, seed=3)
+    batch = collate(greedy_examples(target, n=4), pad_id=0)
+    torch.manual_seed(0)
+    wide = random_drafter(target, layers=1, block_size=8, mask_token_id=MASK).float()
+    narrow = random_drafter(target, layers=1, block_size=4, mask_token_id=MASK).float()
+    narrow.load_state_dict(wide.state_dict())
+    with torch.no_grad():
+        cut = block_loss(wide, target, batch, num_anchors=8, gamma=2.0, generator=torch.Generator().manual_seed(5),
+                         block_sizes=(4,))
+        small = block_loss(narrow, target, batch, num_anchors=8, gamma=2.0,
+                           generator=torch.Generator().manual_seed(5))
+        full = block_loss(wide, target, batch, num_anchors=8, gamma=2.0, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(cut.loss, small.loss)
+    assert cut.n_targets == small.n_targets < full.n_targets
+
+
 def test_a_few_steps_lower_the_loss(tmp_path):
     target = tiny_target("llama", dtype=torch.float32, seed=3)
     examples = greedy_examples(target)

@@ -46,8 +46,23 @@ def block_inputs(input_ids: torch.Tensor, anchors: torch.Tensor, block_size: int
     return ids, pos
 
 
-def block_labels(input_ids, loss_mask, anchors, valid, block_size: int):
-    """Targets for block positions 1..B-1: labels long [b, A, B-1] and ok bool [b, A, B-1]."""
+def sample_block_lengths(shape, sizes, generator: torch.Generator | None = None, device=None):
+    """Per-anchor block lengths long [*shape], drawn uniformly from `sizes`.
+
+    A drafter trained only on blocks of 16 loses accuracy when served at block 8: every draft
+    position then sees 8 fewer mask tokens than in training (its bidirectional block attention
+    changes). Training each anchor at a length drawn from the sizes it will be served at removes
+    that shift; the positions past an anchor's length are neither seen nor trained."""
+    choices = torch.tensor(sorted(set(sizes)), dtype=torch.long)
+    if len(choices) == 1:  # no draw: the generator stays where it was
+        return choices.expand(*shape).to(device)
+    return choices[torch.randint(len(choices), tuple(shape), generator=generator)].to(device)
+
+
+def block_labels(input_ids, loss_mask, anchors, valid, block_size: int, lengths: torch.Tensor | None = None):
+    """Targets for block positions 1..B-1: labels long [b, A, B-1] and ok bool [b, A, B-1].
+
+    lengths long [b, A] (optional): block n only trains its positions k < lengths[n]."""
     L = input_ids.shape[1]
     pos = anchors[:, :, None] + torch.arange(1, block_size, device=anchors.device)
     inside = pos < L
@@ -55,13 +70,17 @@ def block_labels(input_ids, loss_mask, anchors, valid, block_size: int):
     flat = pos_c.flatten(1)
     labels = input_ids.gather(1, flat).view_as(pos)
     ok = inside & loss_mask.gather(1, flat).view_as(pos) & valid[:, :, None]
+    if lengths is not None:
+        ok &= torch.arange(1, block_size, device=anchors.device) < lengths[:, :, None]
     return labels, ok
 
 
-def block_attention_mask(anchors: torch.Tensor, valid: torch.Tensor, ctx_len: int, block_size: int):
+def block_attention_mask(anchors: torch.Tensor, valid: torch.Tensor, ctx_len: int, block_size: int,
+                         lengths: torch.Tensor | None = None):
     """bool [b, A*B, ctx_len + A*B], True = may attend.
 
-    Query rows of block n see context columns j < anchors[n] and the B columns of block n.
+    Query rows of block n see context columns j < anchors[n] and the B columns of block n (only
+    its first lengths[n] columns when lengths long [b, A] is given: a shorter block as served).
     An invalid slot sees only its own block (keeps softmax finite; its loss weight is 0)."""
     b, a = anchors.shape
     dev = anchors.device
@@ -70,6 +89,9 @@ def block_attention_mask(anchors: torch.Tensor, valid: torch.Tensor, ctx_len: in
     ctx = ctx[:, :, None, :].expand(b, a, block_size, ctx_len).reshape(b, a * block_size, ctx_len)
     blk = torch.arange(a, device=dev).repeat_interleave(block_size)
     own = (blk[:, None] == blk[None, :])[None].expand(b, -1, -1)
+    if lengths is not None:
+        offset = torch.arange(block_size, device=dev).repeat(a)  # column's place in its block
+        own = own & (offset[None, :] < lengths.repeat_interleave(block_size, dim=1)[:, None, :])
     return torch.cat([ctx, own], dim=2)
 
 

@@ -50,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--distill-only", action="store_true", help="stop after generating the responses")
     g = ap.add_argument_group("drafter")
     g.add_argument("--block-size", type=int, default=16)
+    g.add_argument("--train-block-sizes", help="comma-separated block lengths drawn per anchor in training, e.g. "
+                   "8,16: the drafter then also serves well at the shorter sizes (default: --block-size only)")
     g.add_argument("--num-layers", type=int, default=2, help="draft decoder layers")
     g.add_argument("--target-layer-ids", help="comma-separated target layers to read (default: spread over the target)")
     g.add_argument("--num-target-features", type=int, help="how many target layers to read when ids are not given "
@@ -166,6 +168,7 @@ def main(argv=None) -> int:
 
 def run(args) -> int:
     t0 = time.time()
+    train_sizes = parse_train_block_sizes(args.train_block_sizes, args.block_size)  # before any slow work
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     random.seed(args.seed)
@@ -240,6 +243,7 @@ def run(args) -> int:
                     autocast_dtype=None if autocast == "none" else autocast, log_every=args.log_every,
                     eval_every=args.eval_every, save_every=args.save_every, max_minutes=args.max_minutes,
                     new_schedule=args.new_schedule, target_labels=args.target_labels,
+                    train_block_sizes=train_sizes,
                     eval_prompts=prompts, eval_block_sizes=bsizes, eval_max_new_tokens=args.eval_max_new_tokens)
     signal.signal(signal.SIGTERM, request_stop)
     summary = train_loop(drafter, target, examples, out, lc, pad_id=tok.pad_token_id if tok.pad_token_id is not None
@@ -257,6 +261,21 @@ def run(args) -> int:
     print(f"exported {out / 'model.safetensors'} ({(out / 'model.safetensors').stat().st_size / 2**20:.1f} MiB); "
           f"wall {info['wall_seconds']:.0f}s")
     return 0
+
+
+def parse_train_block_sizes(text: str | None, block_size: int) -> tuple[int, ...] | None:
+    """--train-block-sizes "8,16" -> (8, 16); each between 2 and --block-size."""
+    if not text:
+        return None
+    try:
+        sizes = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+    except ValueError:
+        raise SystemExit(f"error: --train-block-sizes: expected comma-separated integers, got {text!r}")
+    bad = [s for s in sizes if not 2 <= s <= block_size]
+    if not sizes or bad:
+        raise SystemExit(f"error: --train-block-sizes: each size must be between 2 and --block-size "
+                         f"({block_size}); got {text!r}")
+    return sizes
 
 
 def argv_is_cli() -> bool:

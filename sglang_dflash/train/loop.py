@@ -48,6 +48,7 @@ class LoopConfig:
     eval_block_sizes: tuple = ()
     eval_max_new_tokens: int = 128
     target_labels: bool = False  # learn the target's greedy next tokens instead of the text's
+    train_block_sizes: tuple[int, ...] | None = None  # per-anchor block lengths (None: the config's)
 
 
 def lr_at(step: int, progress: float, cfg: LoopConfig) -> float:
@@ -159,7 +160,8 @@ def train_loop(drafter, target, examples, out_dir: Path, cfg: LoopConfig, *, pad
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, progress(), cfg)
             res = block_loss(drafter, target, batch, num_anchors=cfg.num_anchors, gamma=gamma,
-                             generator=gen, autocast_dtype=ac, target_labels=cfg.target_labels)
+                             generator=gen, autocast_dtype=ac, target_labels=cfg.target_labels,
+                             block_sizes=cfg.train_block_sizes)
             if res is None:
                 continue
             opt.zero_grad(set_to_none=True)

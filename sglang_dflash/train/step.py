@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from ..model import gather_target_hidden
 from .blocks import (acceptance_from_correct, block_attention_mask, block_inputs, block_labels,
-                     position_weights, sample_anchors)
+                     position_weights, sample_anchors, sample_block_lengths)
 
 
 @dataclass
@@ -75,9 +75,11 @@ class StepOut:
 
 def block_loss(drafter, target, batch: Batch, *, num_anchors: int, gamma: float,
                generator: torch.Generator | None = None, autocast_dtype=None,
-               target_labels: bool = False) -> StepOut | None:
+               target_labels: bool = False, block_sizes: tuple[int, ...] | None = None) -> StepOut | None:
     """Loss of one batch; None if no row has an anchor. With `target_labels` the block positions
-    learn the target's greedy next token (see target_features) instead of the text's token."""
+    learn the target's greedy next token (see target_features) instead of the text's token.
+    With `block_sizes`, each anchor's block is cut to a length drawn from them (see
+    sample_block_lengths); by default every block has the config's block size."""
     cfg = drafter.config
     B = cfg.block_size
     dev = batch.input_ids.device
@@ -91,9 +93,12 @@ def block_loss(drafter, target, batch: Batch, *, num_anchors: int, gamma: float,
     embed = target.get_input_embeddings()
     head = target.get_output_embeddings()
     b, L = batch.input_ids.shape
+    lengths = None
+    if block_sizes and tuple(block_sizes) != (B,):
+        lengths = sample_block_lengths(anchors.shape, block_sizes, generator, dev)
     ids, pos = block_inputs(batch.input_ids, anchors, B, cfg.mask_token_id)
-    labels, ok = block_labels(label_src, batch.loss_mask, anchors, valid, B)
-    mask = block_attention_mask(anchors, valid, L, B)
+    labels, ok = block_labels(label_src, batch.loss_mask, anchors, valid, B, lengths)
+    mask = block_attention_mask(anchors, valid, L, B, lengths)
     ctx_pos = torch.arange(L, device=dev)[None].expand(b, L)
     with torch.no_grad():
         noise = embed(ids.flatten(1))
