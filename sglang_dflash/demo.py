@@ -49,7 +49,7 @@ def run(args) -> int:
     print(f"target: SmolLM2-135M-Instruct ({sum(p.numel() for p in target.parameters()) / 1e6:.0f}M params, fp32)")
     print(f"drafter: {drafter.config.num_hidden_layers} layers, "
           f"{sum(p.numel() for p in drafter.parameters()) / 1e6:.1f}M params, block size {B} "
-          f"(trained at {drafter.config.block_size}); {torch.get_num_threads()} CPU threads\n")
+          f"(its config: {drafter.config.block_size}); {torch.get_num_threads()} CPU threads\n")
 
     # one short warm-up of both paths so the first timing is not a cold start
     warm = tok.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True)

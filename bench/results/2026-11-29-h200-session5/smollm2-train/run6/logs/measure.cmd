@@ -1,0 +1,1 @@
+python3 -m sglang_dflash.train.measure --target /tmp/w/smollm2 --drafter /tmp/t4/drafter --data sglang_dflash/assets/smollm2-drafter/heldout.jsonl --num-prompts 32 --block-sizes 8,16 --max-new-tokens 256 --out /tmp/t4/measure.json
