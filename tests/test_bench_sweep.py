@@ -121,6 +121,8 @@ def test_cli_end_to_end_writes_json_markdown_png(server, tmp_path):
     rows = [json.loads(line) for line in (out / "run.requests.jsonl").read_text().splitlines()]
     assert len(rows) == 12 and {r["server"] for r in rows} == {"fake"}      # dead: none sent
     assert sum(r["ok"] for r in rows) == 8 and all(r["verify_ct"] == 3 for r in rows if r["ok"])
+    sent = [r["sent_at"] for r in rows]  # wall-clock send times, to line up waves with server logs
+    assert all(isinstance(t, float) and t > 1.7e9 for t in sent) and max(sent) - min(sent) < 60
     md = (out / "run.md").read_text()
     assert "- fake: sglang 0.5.17, attention fa3, DFLASH B=16, tp 1" in md
     assert "| fake | 2 | 4 / 2 |" in md and "unreachable x6" in md and "http_500 x2" in md

@@ -60,6 +60,7 @@ class RequestResult:
     verify_ct: int | None = None    # target verify steps (speculative servers only)
     finish_reason: str | None = None
     text: str = ""
+    sent_at: float | None = None    # wall-clock time (epoch s) the request was sent (set by the runner)
 
     @property
     def accept_len(self) -> float | None:

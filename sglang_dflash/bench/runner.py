@@ -48,9 +48,15 @@ def run_level(
         unit="req",
         leave=False,
     )
+    def timed_send(spec: RequestSpec) -> RequestResult:
+        sent_at = time.time()  # wall clock: comparable with server log lines and across servers
+        res = send(base_url, work.api, spec, work.timeout)
+        res.sent_at = sent_at
+        return res
+
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = [pool.submit(send, base_url, work.api, s, work.timeout) for s in specs]
+        futures = [pool.submit(timed_send, s) for s in specs]
         for fut in as_completed(futures):
             res = fut.result()
             results.append(res)
