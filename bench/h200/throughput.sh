@@ -130,9 +130,10 @@ rc=0
 if [ "${BENCH:-1}" = 1 ]; then
   # ROUNDS parts per level, servers taking turns (sglang_dflash.bench --rounds): the host of the
   # H200 drifts by +-10 ms of TTFT over minutes, which one-server-after-another charged to
-  # whichever server ran then
+  # whichever server ran then. --save-requests keeps every request's send time and TTFT
+  # (bench/h200/waves.py groups them into the waves of one concurrency level).
   python3 -m sglang_dflash.bench "${urls[@]}" --model "$T" --prompts mix --num-prompts "${NUM_PROMPTS:-8}" --max-tokens 256 \
-    --concurrency "${CONCURRENCY:-1,8,32}" --warmup 2 --rounds "${ROUNDS:-4}" --no-progress --out "$OUT" \
+    --concurrency "${CONCURRENCY:-1,8,32}" --warmup 2 --rounds "${ROUNDS:-4}" --no-progress --save-requests --out "$OUT" \
     --tag qwen3-8b-dummy-h200-$BACKEND
   rc=$?
 fi
