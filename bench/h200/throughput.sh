@@ -136,6 +136,7 @@ if [ "${BENCH:-1}" = 1 ]; then
     --concurrency "${CONCURRENCY:-1,8,32}" --warmup 2 --rounds "${ROUNDS:-4}" --no-progress --save-requests --out "$OUT" \
     --tag qwen3-8b-dummy-h200-$BACKEND
   rc=$?
+  python3 bench/h200/waves.py "$OUT/qwen3-8b-dummy-h200-$BACKEND.requests.jsonl" >"$OUT/waves.txt" 2>&1 || true
 fi
 if [ "${PROBE:-0}" = 1 ]; then
   # shellcheck disable=SC2086  # PROBE_ARGS: extra flags, split on spaces
