@@ -19,8 +19,8 @@
 # Env: INIT_FROM (drafter to continue, default the shipped one), EXTRA_DATA (more distilled
 # JSONL files, plain or .gz, to train on beside this run's, e.g. an earlier run's WORK/distill.jsonl), SAVE_DISTILL=1
 # (OUTDIR/distill.jsonl.gz.partNN, <= 15 MiB each: the data survives the machine), SEED,
-# NUM, MAX_NEW, BATCH, ANCHORS, LR, GAMMA, TRAIN_BLOCK_SIZES (e.g. 8,16: the trainer's
-# --train-block-sizes; default the block size only), the phase deadlines. WORK=DIR keeps the scratch
+# NUM, MAX_NEW, BATCH, ANCHORS, LR, GAMMA, TRAIN_BLOCK_SIZES (the trainer's
+# --train-block-sizes, default 8,16; empty: blocks of 16 only), the phase deadlines. WORK=DIR keeps the scratch
 # folder (target, prompts, distilled data, checkpoint) for a second run on the same machine.
 # GPU: source /tmp/gpu-env.sh first (SGLang 0.5.17), export SGLANG_DFLASH_SMOLLM2_GGUF=/tmp/smol.gguf.
 # CPU dry run (tiny): see DRY_RUN=1 below; it shrinks every count and uses SGLang's CPU engine.
@@ -132,7 +132,8 @@ fi
 COMMON=(--target "$TGT" --out "$W/run" --init-from "${INIT_FROM:-$SHIPPED}" --block-size 16 --num-layers 3 --num-target-features 5
         --batch-size "$BATCH" --num-anchors "$ANCHORS" --lr "$LR" --gamma "$GAMMA" --weight-decay 0.05 --warmup 0.02
         --steps 1000000 --eval-prompts 0 --log-every 50 --save-every 0 --target-labels "${DEVICE_ARGS[@]}")
-[ -n "${TRAIN_BLOCK_SIZES:-}" ] && COMMON+=(--train-block-sizes "$TRAIN_BLOCK_SIZES")
+TRAIN_BLOCK_SIZES=${TRAIN_BLOCK_SIZES-8,16}  # as for the shipped drafter (runs 5-6); set empty for 16 only
+[ -n "$TRAIN_BLOCK_SIZES" ] && COMMON+=(--train-block-sizes "$TRAIN_BLOCK_SIZES")
 LEFT=$(( TRAIN_END - $(now) - TRAIN_OVERHEAD_S ))
 # shellcheck disable=SC2206  # EXTRA_DATA: space-separated paths
 EXTRA=(${EXTRA_DATA:-})
@@ -177,7 +178,7 @@ head -c 2000000 "$W/distill.jsonl" >"$OUT/distill_sample.jsonl" 2>/dev/null  # a
   echo "  \"date\": \"$(date -u +%FT%TZ)\", \"host\": \"$(hostname)\", \"wall_s\": $(now), \"distilled\": $N_DIST,"
   echo "  \"gpu\": \"$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)\","
   echo "  \"init_from\": \"${INIT_FROM:-$SHIPPED}\", \"extra_data\": \"${EXTRA_DATA:-}\","
-  echo "  \"settings\": {\"NUM\": $NUM, \"SEED\": $SEED, \"MAX_NEW\": $MAX_NEW, \"BATCH\": $BATCH, \"ANCHORS\": $ANCHORS, \"LR\": \"$LR\", \"GAMMA\": \"$GAMMA\", \"TRAIN_BLOCK_SIZES\": \"${TRAIN_BLOCK_SIZES:-}\", \"train_minutes\": $MINUTES},"
+  echo "  \"settings\": {\"NUM\": $NUM, \"SEED\": $SEED, \"MAX_NEW\": $MAX_NEW, \"BATCH\": $BATCH, \"ANCHORS\": $ANCHORS, \"LR\": \"$LR\", \"GAMMA\": \"$GAMMA\", \"TRAIN_BLOCK_SIZES\": \"$TRAIN_BLOCK_SIZES\", \"train_minutes\": $MINUTES},"
   echo "  \"phases\": {$(IFS=,; echo "${PHASES[*]}")}"
   echo "}"
 } >"$OUT/phases.json"
