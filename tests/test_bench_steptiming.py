@@ -8,16 +8,16 @@ from sglang_dflash.bench import steptiming
 from sglang_dflash.sglang import step_timing
 
 
-def _line(steps, batch, ms, step, launch=1.5):
-    return step_timing.format_report(steps, batch, ms, step, launch)
+def _line(steps, batch, ms, step, launch=1.5, launch_max=3.0, eager=0):
+    return step_timing.format_report(steps, batch, ms, step, launch, launch_max, eager)
 
 
 def test_parse_and_group():
     ms = dict(zip(step_timing.PHASES, [0.01, 0.3, 5.0, 0.1, 0.2]))
     text = "\n".join([
         "noise line",
-        _line(100, 1.0, ms, 6.0, launch=1.0),
-        _line(300, 1.0, {p: 2 * v for p, v in ms.items()}, 12.0, launch=2.0),
+        _line(100, 1.0, ms, 6.0, launch=1.0, launch_max=41.5, eager=2),
+        _line(300, 1.0, {p: 2 * v for p, v in ms.items()}, 12.0, launch=2.0, eager=1),
         _line(50, 31.6, ms, 9.0),
     ])
     rows = steptiming.parse(text)
@@ -30,6 +30,8 @@ def test_parse_and_group():
     assert one["step"] == pytest.approx((100 * 6 + 300 * 12) / 400)
     assert one["host_and_scheduler"] == pytest.approx(one["step"] - one["phases"])
     assert one["launch"] == pytest.approx((100 * 1.0 + 300 * 2.0) / 400)
+    assert one["launch_max"] == 41.5 and one["eager_steps"] == 3    # the slowest launch; eager steps summed
+    assert table["32"]["eager_steps"] == 0
 
 
 def test_lines_without_launch_still_parse():
@@ -40,6 +42,10 @@ def test_lines_without_launch_still_parse():
     rows = steptiming.parse(old)
     assert len(rows) == 1 and "launch" not in rows[0]
     assert "launch" not in steptiming.by_batch(rows)["1"]
+    session4 = old + ", launch 1.200 ms"  # launch, but no launch max / eager steps yet
+    rows = steptiming.parse(session4)
+    assert rows[0]["launch"] == 1.2 and "eager" not in rows[0]
+    assert "eager_steps" not in steptiming.by_batch(rows)["1"]
 
 
 def test_prefill_lines_are_averaged_per_prefill(tmp_path, capsys):

@@ -86,19 +86,20 @@ def test_bookkeeping_of_steps_and_prefills(monkeypatch):
             _FakeEvent.clock += ms
             timer.prefill_mark()
         timer.prefill_end(n)
-    timer.prefills.calls[-1][0][-1].done = False  # the second prefill is still running on the GPU
+    timer.prefills.calls[-1].events[-1].done = False  # the second prefill is still running on the GPU
     for bs in (2, 4):
         timer.start()
         for k, _ in enumerate(PHASES):
             _FakeEvent.clock += k + 1
             timer.mark()
-        timer.end(bs)
+        timer.end(bs, eager=bs == 4)
     rep = timer.report()
     assert [rep[p] for p in PHASES] == [1, 2, 3, 4, 5] and rep["phases"] == 15
     assert rep["batch"] == 3 and rep["launch"] >= 0
+    assert rep["eager"] == 1 and rep["launch_max"] >= rep["launch"]
     assert rep["prefill"] == dict(target=4.0, context_kv=4.0, prefills=1, tokens=10,
                                   launch=rep["prefill"]["launch"])
-    timer.prefills.calls[-1][0][-1].done = True
+    timer.prefills.calls[-1].events[-1].done = True
     one_step(timer)
     later = timer.report()
     assert later["prefill"]["tokens"] == 30 and later["prefill"]["target"] == 8.0
@@ -113,8 +114,8 @@ def test_reports_while_the_newest_step_still_runs(monkeypatch, caplog):
     timer = StepTimer(every=2)
     with caplog.at_level("INFO", logger="sglang_dflash.sglang.step_timing"):
         for step in range(4):
-            for ev, _, _ in timer.steps.calls:  # the GPU finished every earlier step
-                for e in ev:
+            for call in timer.steps.calls:  # the GPU finished every earlier step
+                for e in call.events:
                     e.done = True
             timer.start()
             for _ in PHASES:

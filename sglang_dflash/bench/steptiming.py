@@ -18,7 +18,8 @@ from ..sglang.step_timing import PHASES, PREFILL_PHASES
 
 _LINE = re.compile(r"sglang-dflash step timing \((?P<steps>\d+) steps, mean batch (?P<batch>[\d.]+)\): "
                    r"(?P<phases>.*?) \| phases (?P<gpu>[\d.]+) ms, step (?P<step>[\d.]+|nan) ms"
-                   r"(?:, host\+scheduler \S+ ms, launch (?P<launch>[\d.]+) ms)?")
+                   r"(?:, host\+scheduler \S+ ms, launch (?P<launch>[\d.]+) ms)?"
+                   r"(?:, launch max (?P<launch_max>[\d.]+) ms, eager steps (?P<eager>\d+))?")
 _PREFILL = re.compile(r"sglang-dflash prefill timing \((?P<n>\d+) prefills, mean (?P<tokens>[\d.]+) tokens\): "
                       r"(?P<phases>.*?) \| launch (?P<launch>[\d.]+) ms")
 _PHASE = re.compile(r"(\w+) ([\d.]+) ms")
@@ -40,10 +41,11 @@ def _rows(pattern: re.Pattern, text: str, phases: tuple, what: str, fields: dict
 
 def parse(text: str) -> list[dict]:
     """Every step report line in a server log -> {steps, batch, <phase>..., phases, step,
-    launch} (ms; no launch in logs written before it was added)."""
+    launch, launch_max, eager} (ms; logs written before a field was added lack it)."""
     return _rows(_LINE, text, PHASES, "step", {
         "steps": ("steps", int), "batch": ("batch", float), "phases": ("gpu", float),
-        "step": ("step", float), "launch": ("launch", float)})
+        "step": ("step", float), "launch": ("launch", float), "launch_max": ("launch_max", float),
+        "eager": ("eager", int)})
 
 
 def parse_prefills(text: str) -> list[dict]:
@@ -75,6 +77,9 @@ def by_batch(rows: list[dict]) -> dict[str, dict]:
         mean["host_and_scheduler"] = round(mean["step"] - mean["phases"], 4)
         if all("launch" in r for r in rs):
             mean["launch"] = round(sum(r["launch"] * r["steps"] for r in rs) / n, 4)
+        if all("eager" in r for r in rs):
+            mean["launch_max"] = max(r["launch_max"] for r in rs)
+            mean["eager_steps"] = sum(r["eager"] for r in rs)
         table[key] = dict(mean, steps=n, reports=len(rs))
     return table
 

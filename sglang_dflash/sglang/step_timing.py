@@ -29,6 +29,7 @@ import logging
 import os
 import statistics
 import time
+from typing import NamedTuple
 
 import torch
 
@@ -39,13 +40,22 @@ PHASES = ("block", "draft", "verify", "accept", "context_kv")
 PREFILL_PHASES = ("target", "context_kv")
 
 
+class Call(NamedTuple):
+    """One timed decode step or prefill."""
+
+    events: list  # CUDA events: the call's start, then the end of each phase
+    size: int  # batch size, or extended tokens
+    host_s: float  # host time from start() to end()
+    eager: bool  # some forward of the call ran without its CUDA graph
+
+
 class PhaseCalls:
     """CUDA events at the borders of named phases, for each timed call (a decode step or a
     prefill), with the call's size (batch or tokens) and its host time."""
 
     def __init__(self, phases: tuple[str, ...], what: str):
         self.phases, self.what = phases, what
-        self.calls: list[tuple[list[torch.cuda.Event], int, float]] = []  # (events, size, host s)
+        self.calls: list[Call] = []
         self._events: list[torch.cuda.Event] = []
         self._host_start = 0.0
 
@@ -56,27 +66,29 @@ class PhaseCalls:
     def mark(self) -> None:
         self._events.append(_event())
 
-    def end(self, size: int) -> None:
+    def end(self, size: int, eager: bool = False) -> None:
         if len(self._events) != len(self.phases) + 1:
             raise RuntimeError(f"StepTimer: {len(self._events) - 1} {self.what} phases marked, "
                                f"expected {len(self.phases)}")
-        self.calls.append((self._events, int(size), time.perf_counter() - self._host_start))
+        self.calls.append(Call(self._events, int(size), time.perf_counter() - self._host_start, bool(eager)))
 
     def take(self, only_done: bool) -> dict | None:
         """Means over the calls (all, or those done on the GPU), which leave the list:
-        {phase: GPU ms, ..., calls, size, launch (host ms)}; None when there are none."""
+        {phase: GPU ms, ..., calls, size, launch (mean host ms), launch_max (host ms),
+        eager (calls that ran some forward without its graph)}; None when there are none."""
         calls, rest = [], []
         for c in self.calls:
-            (calls if not only_done or c[0][-1].query() else rest).append(c)
+            (calls if not only_done or c.events[-1].query() else rest).append(c)
         if not calls:
             return None
         self.calls = rest
-        calls[-1][0][-1].synchronize()  # a no-op for calls already done
+        calls[-1].events[-1].synchronize()  # a no-op for calls already done
         n = len(calls)
-        out = {p: sum(ev[i].elapsed_time(ev[i + 1]) for ev, _, _ in calls) / n
+        out = {p: sum(c.events[i].elapsed_time(c.events[i + 1]) for c in calls) / n
                for i, p in enumerate(self.phases)}
-        out.update(calls=n, size=sum(size for _, size, _ in calls) / n,
-                   launch=1e3 * sum(host for _, _, host in calls) / n)
+        out.update(calls=n, size=sum(c.size for c in calls) / n,
+                   launch=1e3 * sum(c.host_s for c in calls) / n,
+                   launch_max=1e3 * max(c.host_s for c in calls), eager=sum(c.eager for c in calls))
         return out
 
 
@@ -117,13 +129,14 @@ class StepTimer:
         """End of the next phase, in ``PHASES`` order."""
         self.steps.mark()
 
-    def end(self, batch_size: int) -> None:
-        self.steps.end(batch_size)
+    def end(self, batch_size: int, eager: bool = False) -> None:
+        """`eager`: the step's draft or verify forward ran without its CUDA graph."""
+        self.steps.end(batch_size, eager)
         # Report once `every` steps are done on the GPU. Ask the `every`-th oldest step, not
         # the newest: the overlap scheduler launches ahead of the GPU, so the step just
         # launched is (almost) never done here. query() does not block the host.
         calls = self.steps.calls
-        if len(calls) >= self.every and calls[self.every - 1][0][-1].query():
+        if len(calls) >= self.every and calls[self.every - 1].events[-1].query():
             self.report(only_done=True)
 
     def report(self, only_done: bool = False) -> dict:
@@ -136,9 +149,10 @@ class StepTimer:
         step = 1e3 * statistics.median(self._intervals) if self._intervals else float("nan")
         self._intervals.clear()
         phases = {p: ms[p] for p in PHASES}
-        logger.info("%s", format_report(ms["calls"], ms["size"], phases, step, ms["launch"]))
+        logger.info("%s", format_report(ms["calls"], ms["size"], phases, step, ms["launch"],
+                                        ms["launch_max"], ms["eager"]))
         out = dict(phases, phases=sum(phases.values()), step=step, batch=ms["size"],
-                   launch=ms["launch"])
+                   launch=ms["launch"], launch_max=ms["launch_max"], eager=ms["eager"])
         pre = self.prefills.take(only_done=True)
         if pre is not None:
             logger.info("%s", format_prefill_report(pre["calls"], pre["size"],
@@ -160,13 +174,15 @@ class StepTimer:
         self.prefills.end(tokens)
 
 
-def format_report(steps: int, batch: float, ms: dict, step: float, launch: float) -> str:
-    """The log line (``sglang_dflash.bench.steptiming`` parses it back)."""
+def format_report(steps: int, batch: float, ms: dict, step: float, launch: float,
+                  launch_max: float, eager: int) -> str:
+    """The log line (``sglang_dflash.bench.steptiming`` parses it back). A long `launch max`
+    with `eager steps` above 0 marks steps that ran a forward without its CUDA graph."""
     gpu = sum(ms[p] for p in PHASES)
     return (f"sglang-dflash step timing ({steps} steps, mean batch {batch:.1f}): "
             + ", ".join(f"{p} {ms[p]:.3f} ms" for p in PHASES)
             + f" | phases {gpu:.3f} ms, step {step:.3f} ms, host+scheduler {step - gpu:.3f} ms"
-            + f", launch {launch:.3f} ms")
+            + f", launch {launch:.3f} ms, launch max {launch_max:.3f} ms, eager steps {eager}")
 
 
 def format_prefill_report(prefills: int, tokens: float, ms: dict, launch: float) -> str:
@@ -184,7 +200,7 @@ class NullTimer:
     def mark(self) -> None:
         pass
 
-    def end(self, batch_size: int) -> None:
+    def end(self, batch_size: int, eager: bool = False) -> None:
         pass
 
     def prefill_start(self) -> None:

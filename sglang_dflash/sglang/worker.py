@@ -319,7 +319,7 @@ class DFlashWorker(BaseSpecWorker):
         timer.start()
         block = self._build_block(batch, draft_input.bonus_tokens)
         timer.mark()  # block
-        drafts = self._draft(batch, block, draft_input)                 # [bs, B-1]
+        drafts, draft_graph = self._draft(batch, block, draft_input)    # [bs, B-1]
         chain = torch.cat([block.block_ids[:, :1], drafts], dim=1)       # [bs, B]
         timer.mark()  # draft
         grammar_tree = GrammarTree.from_linear_chain(chain) if batch.has_grammar else None
@@ -363,7 +363,7 @@ class DFlashWorker(BaseSpecWorker):
                                       self.draft_model_runner.token_to_kv_pool)
         logits_output.hidden_states = None
         timer.mark()  # context_kv
-        timer.end(chain.shape[0])
+        timer.end(chain.shape[0], eager=not (draft_graph and can_run_graph))
 
         return GenerationBatchResult(
             logits_output=logits_output,
@@ -395,8 +395,9 @@ class DFlashWorker(BaseSpecWorker):
             return draft_input.reserved_seq_lens_cpu.to(torch.int64)
         return batch.seq_lens.to("cpu", torch.int64) + self.block_size
 
-    def _draft(self, batch: ScheduleBatch, block: DraftBlock, draft_input) -> torch.Tensor:
-        """One drafter forward over all blocks; returns drafts [bs, B-1]."""
+    def _draft(self, batch: ScheduleBatch, block: DraftBlock, draft_input) -> tuple[torch.Tensor, bool]:
+        """One drafter forward over all blocks; returns drafts [bs, B-1] and whether the
+        forward replayed its CUDA graph."""
         bs, B = block.block_ids.shape
         host_bound = self._host_seq_lens_bound(batch, draft_input)
         forward_batch = ForwardBatch(
@@ -418,8 +419,8 @@ class DFlashWorker(BaseSpecWorker):
         with torch.inference_mode():
             out = self.draft_model_runner.forward(forward_batch)
         if out.can_run_graph and self.head.max_bs >= bs:
-            return self.head.read(bs)  # written by the replayed graph
-        return self.head.propose(out.logits_output.hidden_states)
+            return self.head.read(bs), True  # written by the replayed graph
+        return self.head.propose(out.logits_output.hidden_states), bool(out.can_run_graph)
 
     def _verify(self, batch: ScheduleBatch, block: DraftBlock, chain: torch.Tensor):
         """TARGET_VERIFY of every block as one causal chain; returns (logits_output, graph?)."""
