@@ -37,12 +37,20 @@ def read_head(path: str, n: int) -> list[dict]:
 
 
 @torch.no_grad()
-def block_accuracy(target, drafter, batch, anchors, valid, block_size: int, positions: int):
-    """(correct, ok), bool [b, A, positions] each, for blocks of `block_size` at `anchors`."""
-    cfg = drafter.config
-    feats, labels_src = target_features(target, batch, cfg.target_layer_ids, with_labels=True)
+def context(target, drafter, batch):
+    """The target's greedy labels [b, L] and the drafter's context K/V of the whole batch,
+    shared by every block size."""
+    feats, labels = target_features(target, batch, drafter.config.target_layer_ids, with_labels=True)
     b, L = batch.input_ids.shape
     kv = drafter.context_kv(drafter.project_context(feats), torch.arange(L)[None].expand(b, L))
+    return labels, kv
+
+
+@torch.no_grad()
+def block_accuracy(target, drafter, batch, labels_src, kv, anchors, valid, block_size: int, positions: int):
+    """(correct, ok), bool [b, A, positions] each, for blocks of `block_size` at `anchors`."""
+    cfg = drafter.config
+    b, L = batch.input_ids.shape
     ids, pos = block_inputs(batch.input_ids, anchors, block_size, cfg.mask_token_id)
     labels, ok = block_labels(labels_src, batch.loss_mask, anchors, valid, block_size)
     hidden = drafter(target.get_input_embeddings()(ids.flatten(1)), pos.flatten(1), kv,
@@ -75,8 +83,9 @@ def main(argv=None) -> int:
     for i in range(0, len(examples), a.batch):
         batch = collate(examples[i: i + a.batch], pad)
         anchors, valid = sample_anchors(batch.loss_mask, a.anchors, torch.Generator().manual_seed(i))
+        labels, kv = context(target, drafter, batch)  # one target forward for all sizes
         for s in sizes:
-            correct, ok = block_accuracy(target, drafter, batch, anchors, valid, s, a.positions)
+            correct, ok = block_accuracy(target, drafter, batch, labels, kv, anchors, valid, s, a.positions)
             hits[s].append((correct, ok, valid))
     result = {"target": a.target, "drafter": a.drafter, "data": a.data, "conversations": len(examples),
               "anchors_per_conversation": a.anchors, "positions": a.positions, "block_sizes": {}}
