@@ -29,6 +29,7 @@ def test_requests_per_level_default():
     assert requests_for_level(1, None, 10) == 10
     assert requests_for_level(32, None, 10) == 128
     assert requests_for_level(8, 5, 100) == 5
+    assert requests_for_level(32, None, 10, min_waves=16) == 512
 
 
 def test_probe_and_model_name(server):
@@ -180,3 +181,17 @@ def test_rounds_let_running_servers_take_turns():
 def test_rounds_refuse_launched_servers(tmp_path):
     with pytest.raises(SystemExit, match="--rounds > 1 interleaves running servers"):
         main(["--launch", "baseline", "--model", "x", "--rounds", "2", "--out", str(tmp_path)])
+
+
+def test_min_waves_sets_the_requests_of_high_concurrency_levels(tmp_path):
+    """--min-waves W: a level gets at least W x concurrency requests (so TTFT rests on W waves)."""
+    from dataclasses import replace
+
+    from sglang_dflash.bench.sweep import run_interleaved
+
+    with FakeServer(accept=4) as a:
+        work = replace(_work(["p0", "p1"], n=8), warmup=0, min_waves=3)
+        _, levels = run_interleaved([Target("A", url=a.url)], work, concurrencies=[1, 2], rounds=2)
+    assert [(s.concurrency, s.completed) for s in levels] == [(1, 3), (2, 6)]
+    with pytest.raises(SystemExit, match="--min-waves must be >= 1, got 0"):
+        main(["--url", "a=http://127.0.0.1:9", "--model", "x", "--min-waves", "0", "--out", str(tmp_path)])

@@ -8,12 +8,14 @@
 # Needs: SGLang 0.5.17 importable (source /tmp/gpu-env.sh after staging the bundle) and this repo.
 # Usage: bash bench/h200/throughput.sh OUTDIR [ATTENTION_BACKEND]
 # Env: SERVERS (subset of the five names below), CONCURRENCY (1,8,32), NUM_PROMPTS (8), SEED (0),
-#      ROUNDS (4: parts per level, servers taking turns), SLEEP_ON_IDLE (0), PIN_CPUS (cores per server), BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0), MAX_TOTAL_TOKENS (set: all
+#      ROUNDS (4: parts per level, servers taking turns), WAVES (4: requests per level at least
+#      WAVES x concurrency), SLEEP_ON_IDLE (0), PIN_CPUS (cores per server), BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0), MAX_TOTAL_TOKENS (set: all
 #      servers start at once with that KV cap and --cuda-graph-max-bs GRAPH_MAX_BS (64)),
 #      STEP_TIMING (N: our servers log the per-step time split every N decode steps,
 #      summarised into OUTDIR/step_split.json; off when unset), BENCH (1; 0 skips the table),
 #      PROBE (1: bench/h200/ttft_probe.py on the running servers into OUTDIR/probe, with
-#      PROBE_ARGS), SGLANG_DFLASH_SYNC_DEBUG (passed on: see sglang_dflash/sglang/sync_debug.py)
+#      PROBE_ARGS), IDLE (1: bench/h200/gpu_idle.py, GPU-only profiles of the running servers
+#      reduced to idle time per step, into OUTDIR/idle, with IDLE_ARGS), SGLANG_DFLASH_SYNC_DEBUG (passed on: see sglang_dflash/sglang/sync_debug.py)
 # Server names: baseline, builtin_accX, ours_accX, timed_accX (ours with the step timer every
 # 8 steps, whatever STEP_TIMING says: a timed twin beside an untimed one).
 set -uo pipefail
@@ -133,7 +135,7 @@ if [ "${BENCH:-1}" = 1 ]; then
   # whichever server ran then. --save-requests keeps every request's send time and TTFT
   # (bench/h200/waves.py groups them into the waves of one concurrency level).
   python3 -m sglang_dflash.bench "${urls[@]}" --model "$T" --prompts mix --num-prompts "${NUM_PROMPTS:-8}" --max-tokens 256 \
-    --concurrency "${CONCURRENCY:-1,8,32}" --warmup 2 --rounds "${ROUNDS:-4}" --no-progress --save-requests --out "$OUT" \
+    --concurrency "${CONCURRENCY:-1,8,32}" --warmup 2 --rounds "${ROUNDS:-4}" --min-waves "${WAVES:-4}" --no-progress --save-requests --out "$OUT" \
     --tag qwen3-8b-dummy-h200-$BACKEND
   rc=$?
   python3 bench/h200/waves.py "$OUT/qwen3-8b-dummy-h200-$BACKEND.requests.jsonl" >"$OUT/waves.txt" 2>&1 || true
@@ -141,6 +143,10 @@ fi
 if [ "${PROBE:-0}" = 1 ]; then
   # shellcheck disable=SC2086  # PROBE_ARGS: extra flags, split on spaces
   python3 bench/h200/ttft_probe.py "${urls[@]}" --model "$T" --out "$OUT/probe" ${PROBE_ARGS:-} || rc=1
+fi
+if [ "${IDLE:-0}" = 1 ]; then
+  # shellcheck disable=SC2086  # IDLE_ARGS: extra flags, split on spaces
+  python3 bench/h200/gpu_idle.py "${urls[@]}" --model "$T" --out "$OUT/idle" ${IDLE_ARGS:-} || rc=1
 fi
 timed_logs=$(ls "$OUT"/logs/ours_*.log "$OUT"/logs/timed_*.log 2>/dev/null)
 if [ -n "${STEP_TIMING:-}" ] || ls "$OUT"/logs/timed_*.log >/dev/null 2>&1; then

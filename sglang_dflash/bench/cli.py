@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--temperature", type=float, default=0.0)
     g.add_argument("--concurrency", default="1,8,32", help="comma-separated levels")
     g.add_argument("--num-requests", type=int,
-                   help="requests per level (default: all prompts, at least 4 x concurrency)")
+                   help="requests per level (default: all prompts, at least --min-waves x concurrency)")
+    g.add_argument("--min-waves", type=int, default=4,
+                   help="at least this many waves of `concurrency` requests per level (default 4); "
+                        "at high concurrency a wave's requests start together, so TTFT rests on waves")
     g.add_argument("--warmup", type=int, default=2, help="uncounted warm-up rounds before each level, each of `concurrency` short requests in flight")
     g.add_argument("--rounds", type=int, default=1,
                    help="running servers (--url) only: cut each level into this many parts and "
@@ -149,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     targets = _targets(args)
     if args.rounds < 1:
         raise SystemExit(f"error: --rounds must be >= 1, got {args.rounds}")
+    if args.min_waves < 1:
+        raise SystemExit(f"error: --min-waves must be >= 1, got {args.min_waves}")
     if args.rounds > 1 and any(t.launch is not None for t in targets):
         raise SystemExit("error: --rounds > 1 interleaves running servers; give them with --url, "
                          "not --launch")
@@ -164,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                 specs = [RequestSpec(**{**s.__dict__, "model": name}) for s in specs]
                 break
     work = Workload(specs=tuple(specs), api=args.api, timeout=args.timeout,
-                    warmup=args.warmup, progress=not args.no_progress)
+                    warmup=args.warmup, progress=not args.no_progress,
+                    min_waves=args.min_waves)
     concurrencies = [int(c) for c in args.concurrency.split(",") if c.strip()]
     out = Path(args.out or f"bench-results/{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)

@@ -22,14 +22,16 @@ class Workload:
     api: str = "generate"
     timeout: float = 600.0             # s per request (also the socket read timeout)
     warmup: int = 2                    # uncounted rounds of `concurrency` short requests per level
+    min_waves: int = 4                 # requests per level: at least this many x concurrency
     progress: bool = True
 
 
-def requests_for_level(concurrency: int, num_requests: int | None, num_prompts: int) -> int:
-    """Default: every prompt once, and at least 4 waves of ``concurrency`` requests."""
+def requests_for_level(concurrency: int, num_requests: int | None, num_prompts: int,
+                       min_waves: int = 4) -> int:
+    """Default: every prompt once, and at least ``min_waves`` waves of ``concurrency`` requests."""
     if num_requests:
         return num_requests
-    return max(num_prompts, 4 * concurrency)
+    return max(num_prompts, min_waves * concurrency)
 
 
 def run_level(

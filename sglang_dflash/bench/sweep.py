@@ -53,7 +53,7 @@ def run_sweep(
         _note_reachability(info, reason)
         try:
             for c in concurrencies:
-                n = requests_for_level(c, num_requests, len(work.specs))
+                n = requests_for_level(c, num_requests, len(work.specs), work.min_waves)
                 if reason:
                     levels.append(unreachable(target.name, c, n, reason))
                     continue
@@ -102,7 +102,7 @@ def run_interleaved(
         servers.append(info)
     by_key: dict[tuple[str, int], LevelStats] = {}
     for c in concurrencies:
-        n = requests_for_level(c, num_requests, len(work.specs))
+        n = requests_for_level(c, num_requests, len(work.specs), work.min_waves)
         parts = [n // rounds + (i < n % rounds) for i in range(rounds)]
         got = {t.name: ([], 0.0) for t in live}
         for r, size in enumerate(parts):
