@@ -16,15 +16,19 @@ one scalar per program, so nothing is lost.
 import triton
 import triton.language as tl
 
-SCALAR_INPUTS = ["anchor_ptr", "committed_ptr"]
+SCALAR_INPUTS = ["anchor_ptr", "committed_ptr", "pool_idx_ptr"]
 
 
 @triton.jit(do_not_specialize_on_alignment=SCALAR_INPUTS)
 def prepare_block_kernel(
     anchor_ptr,      # [b] int64: last emitted token of each request (no KV yet)
     committed_ptr,   # [b] int64: tokens with KV = position of the anchor
+    pool_idx_ptr,    # [b] int64: each request's row of req_to_token
+    req_to_token_ptr,  # [rows, max_len] int32: request -> KV slot of each position
+    req_stride,      # row stride of req_to_token, in elements
     block_ids_ptr,   # [b, B] int64 out: [anchor, MASK, ..., MASK]
     positions_ptr,   # [b, B] int64 out: committed + j
+    slots_ptr,       # [b, B] int64 out: req_to_token[pool_idx, committed + j]
     mask_id,
     B: tl.constexpr,
     BLOCK_B: tl.constexpr,
@@ -37,6 +41,9 @@ def prepare_block_kernel(
     ids = tl.where(j == 0, anchor, mask_id).to(tl.int64)
     tl.store(block_ids_ptr + row * B + j, ids, mask=live)
     tl.store(positions_ptr + row * B + j, start + j, mask=live)
+    table_row = req_to_token_ptr + tl.load(pool_idx_ptr + row) * req_stride
+    slots = tl.load(table_row + start + j, mask=live, other=0)
+    tl.store(slots_ptr + row * B + j, slots.to(tl.int64), mask=live)
 
 
 @triton.jit(do_not_specialize_on_alignment=["committed_ptr"])
@@ -44,9 +51,10 @@ def greedy_accept_kernel(
     draft_ptr,       # [b, B-1] int64 drafted tokens
     best_ptr,        # [b, B] int64 target argmax per block position
     committed_ptr,   # [b] int64 tokens with KV before this step
-    accept_ptr,      # [b] int64 out: A
+    accept_ptr,      # [b] int32 out: A
+    commit_len_ptr,  # [b] int32 out: A + 1, the tokens this step emits
     bonus_ptr,       # [b] int64 out: best[A]
-    commit_ptr,      # [b, B] int64 out: draft[:A], bonus, -1 ...
+    commit_ptr,      # [b, B] int64 out: draft[:A], bonus, 0 ...
     new_len_ptr,     # [b] int64 out: committed + A + 1
     B: tl.constexpr,
     BLOCK_B: tl.constexpr,
@@ -60,10 +68,11 @@ def greedy_accept_kernel(
     miss = (draft != best) & (j < n)
     accept = tl.min(tl.where(miss, j, n), axis=0)
     bonus = tl.sum(tl.where(j == accept, best, 0), axis=0)
-    out = tl.where(j < accept, draft, -1)
+    out = tl.where(j < accept, draft, 0)
     out = tl.where(j == accept, bonus, out)
     tl.store(commit_ptr + row * B + j, out, mask=j < B)
-    tl.store(accept_ptr + row, accept.to(tl.int64))
+    tl.store(accept_ptr + row, accept.to(tl.int32))
+    tl.store(commit_len_ptr + row, (accept + 1).to(tl.int32))
     tl.store(bonus_ptr + row, bonus.to(tl.int64))
     tl.store(new_len_ptr + row, tl.load(committed_ptr + row) + accept + 1)
 
@@ -75,9 +84,10 @@ def sampling_accept_kernel(
     accept_u_ptr,    # [b, B-1] float32 uniforms in [0, 1): keep draft j iff u_j < p_j(d_j)
     bonus_u_ptr,     # [b] float32 uniform in [0, 1) for the bonus draw
     committed_ptr,   # [b] int64
-    accept_ptr,      # [b] int64 out: A
+    accept_ptr,      # [b] int32 out: A
+    commit_len_ptr,  # [b] int32 out: A + 1
     bonus_ptr,       # [b] int64 out
-    commit_ptr,      # [b, B] int64 out
+    commit_ptr,      # [b, B] int64 out: draft[:A], bonus, 0 ...
     new_len_ptr,     # [b] int64 out
     V,
     B: tl.constexpr,
@@ -120,9 +130,10 @@ def sampling_accept_kernel(
         running += tl.sum(p, axis=0)
     bonus = tl.where(choice < 0, last_nonzero, choice)
 
-    out = tl.where(j < accept, draft, -1)
+    out = tl.where(j < accept, draft, 0)
     out = tl.where(j == accept, bonus, out)
     tl.store(commit_ptr + row * B + j, out.to(tl.int64), mask=j < B)
-    tl.store(accept_ptr + row, accept.to(tl.int64))
+    tl.store(accept_ptr + row, accept.to(tl.int32))
+    tl.store(commit_len_ptr + row, (accept + 1).to(tl.int32))
     tl.store(bonus_ptr + row, bonus.to(tl.int64))
     tl.store(new_len_ptr + row, tl.load(committed_ptr + row) + accept + 1)

@@ -38,6 +38,7 @@ def verify_step(
     sampling_info,               # SGLang SamplingBatchInfo or None
     generator: torch.Generator | None,
     prefix_lens: torch.Tensor,   # [bs] committed lengths before the step
+    use_triton: bool | None = None,
 ) -> tuple[StepOutcome, torch.Tensor | None]:
     """The accept decision of one step, through the checked step kernels
     (``sglang_dflash.ops.step``: Triton on GPU, the torch verifier elsewhere).
@@ -50,17 +51,24 @@ def verify_step(
     committed = prefix_lens.to(torch.int64)
     if sampling_info is None or sampling_info.is_all_greedy:
         best = logits.argmax(dim=-1)                                     # [bs, B]
-        return outcome_from(step_ops.greedy_accept(drafts, best, committed), prefix_lens), best
+        result = step_ops.greedy_accept(drafts, best, committed, use_triton=use_triton)
+        return outcome_from(result, prefix_lens), best
     probs = target_probs(logits, sampling_params_from(sampling_info)).float().contiguous()
     accept_u = torch.rand((bs, B - 1), generator=generator, device=logits.device)
     bonus_u = torch.rand((bs,), generator=generator, device=logits.device)
-    result = step_ops.sampling_accept(drafts, probs, accept_u, bonus_u, committed)
+    result = step_ops.sampling_accept(drafts, probs, accept_u, bonus_u, committed,
+                                      use_triton=use_triton)
     return outcome_from(result, prefix_lens), None
 
 
 def outcome_from(result, prefix_lens: torch.Tensor) -> StepOutcome:
-    """``result``: anything with accept_len [bs], bonus [bs] and commit_tokens [bs, B]
-    (d_1 .. d_A, bonus, then -1), e.g. ``ops.step.StepOutput`` or ``verify.VerifyResult``."""
+    """``result``: an ``ops.step.StepOutput`` (already in this form: no kernel runs), or
+    anything with accept_len [bs], bonus [bs] and commit_tokens [bs, B] (d_1 .. d_A, bonus,
+    then -1 or 0), e.g. ``verify.VerifyResult``."""
+    if isinstance(result, step_ops.StepOutput) and result.new_len.dtype == prefix_lens.dtype:
+        return StepOutcome(accept_len=result.accept_len, commit_lens=result.commit_len,
+                           bonus=result.bonus, out_tokens=result.commit_tokens,
+                           new_seq_lens=result.new_len)
     commit = (result.accept_len + 1).to(torch.int32)
     new_len = getattr(result, "new_len", None)  # the step kernels compute it already
     if new_len is None or new_len.dtype != prefix_lens.dtype:

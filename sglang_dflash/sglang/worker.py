@@ -71,6 +71,7 @@ from sglang.srt.speculative.spec_utils import (
 
 from ..config import DFlashConfigError, validate_against_target
 from ..ops import step as step_ops
+from ..ops.loader import triton_available
 from .accept import broadcast_outcome, verify_step
 from .draft_head import DraftHead
 from .drafter import SGLangDFlashDrafter, register_drafter_model
@@ -161,6 +162,7 @@ class DFlashWorker(BaseSpecWorker):
                                   if head_tp > 1 else None)
 
         self.head = self._draft_head(max_bs=0)  # eager only until the graphs are captured
+        self.use_triton = triton_available(self.device)  # the step kernels, decided once
         self.timer = StepTimer.from_env(self.device)  # SGLANG_DFLASH_STEP_TIMING
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(int(server_args.random_seed or 0))
@@ -342,7 +344,7 @@ class DFlashWorker(BaseSpecWorker):
             mask.apply(logits)
 
         outcome, target_best = verify_step(drafts, logits, batch.sampling_info, self._generator,
-                                           block.prefix_lens)
+                                           block.prefix_lens, use_triton=self.use_triton)
         if SIMULATE_ACC_LEN > 0:
             outcome = self._simulate_acceptance(chain, logits, target_best, outcome,
                                                 block.prefix_lens)
@@ -377,14 +379,17 @@ class DFlashWorker(BaseSpecWorker):
 
     # ---- decode phases -------------------------------------------------------------------
     def _build_block(self, batch: ScheduleBatch, anchors: torch.Tensor) -> DraftBlock:
-        prefix = batch.seq_lens.to(torch.int64)                               # [bs]
-        block_ids, positions = step_ops.prepare_block(                        # [bs, B] each
-            anchors.to(torch.int64).contiguous(), prefix.contiguous(), self.block_size,
-            self.mask_token_id)
-        req_to_token = self.model_runner.req_to_token_pool.req_to_token
-        slots = req_to_token[batch.req_pool_indices.to(torch.int64)[:, None], positions]
-        return DraftBlock(block_ids=block_ids, positions=positions,
-                          slots=slots.to(torch.int64), prefix_lens=prefix)
+        # Launched right after the scheduler's wait for the previous step, with the GPU about
+        # to run dry: one kernel builds ids, positions and slots (the .to / .contiguous are
+        # no-ops for SGLang's int64 tensors).
+        prefix = batch.seq_lens.to(torch.int64).contiguous()                  # [bs]
+        block_ids, positions, slots = step_ops.prepare_block(                 # [bs, B] each
+            anchors.to(torch.int64).contiguous(), prefix,
+            batch.req_pool_indices.to(torch.int64).contiguous(),
+            self.model_runner.req_to_token_pool.req_to_token, self.block_size,
+            self.mask_token_id, use_triton=self.use_triton)
+        return DraftBlock(block_ids=block_ids, positions=positions, slots=slots,
+                          prefix_lens=prefix)
 
     def _host_seq_lens_bound(self, batch: ScheduleBatch, draft_input) -> torch.Tensor:
         """A host-side upper bound of each request's KV length during the step (prefix
