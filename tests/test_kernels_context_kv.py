@@ -10,7 +10,11 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 pytest.importorskip("triton")
 
-from sglang_dflash.ops.context_kv import store_context_kv, store_context_kv_reference  # noqa: E402
+from sglang_dflash.ops.context_kv import (  # noqa: E402
+    LayerBuffers,
+    store_context_kv,
+    store_context_kv_reference,
+)
 from sglang_dflash.ops.loader import triton_available  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -19,24 +23,30 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 def _case(n, L, kvh, hd, dtype, seed):
     g = torch.Generator().manual_seed(seed)
     kv = (torch.randn(n, L, 2, kvh, hd, generator=g) * 3).to(dtype).to(DEVICE)
-    norm_w = (torch.rand(hd, generator=g) + 0.5).to(DEVICE)
+    norm_w = (torch.rand(L, hd, generator=g) + 0.5).to(DEVICE)
     P = 64
     ang = torch.rand(P, hd // 2, generator=g) * 6.28
     cos_sin = torch.cat([ang.cos(), ang.sin()], dim=-1).to(DEVICE)
     positions = torch.randint(0, P, (n,), generator=g).to(DEVICE)
     slots = torch.randperm(3 * n + 1, generator=g)[:n].to(DEVICE)
-    bufs = [torch.zeros(3 * n + 1, kvh, hd, dtype=dtype, device=DEVICE) for _ in range(4)]
-    return kv, norm_w, cos_sin, positions, slots, bufs
+
+    def pool():  # L key and L value buffers, allocated one by one as SGLang does
+        return [torch.zeros(3 * n + 1, kvh, hd, dtype=dtype, device=DEVICE) for _ in range(2 * L)]
+    return kv, norm_w, cos_sin, positions, slots, pool(), pool()
 
 
 @pytest.mark.parametrize("n,L,kvh,hd", [(1, 1, 1, 2), (7, 3, 2, 16), (5, 5, 3, 80), (16, 2, 8, 128)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_kernel_matches_reference(n, L, kvh, hd, dtype):
     assert triton_available(DEVICE)
-    kv, norm_w, cos_sin, positions, slots, (k1, v1, k2, v2) = _case(n, L, kvh, hd, dtype, seed=n + hd)
+    kv, norm_w, cos_sin, positions, slots, fast, ref = _case(n, L, kvh, hd, dtype, seed=n + hd)
+    # interleave: the kernel must reach buffers before and after the first one in memory
+    bufs = LayerBuffers.of(fast[1::2], fast[0::2])
+    store_context_kv(kv, norm_w, cos_sin, positions, slots, bufs, 1e-6, use_triton=True)
     for layer in range(L):
-        store_context_kv(kv, layer, norm_w, cos_sin, positions, slots, k1, v1, 1e-6, use_triton=True)
-        store_context_kv_reference(kv, layer, norm_w, cos_sin, positions, slots, k2, v2, 1e-6)
+        k1, v1 = fast[2 * layer + 1], fast[2 * layer]
+        k2, v2 = ref[2 * layer + 1], ref[2 * layer]
+        store_context_kv_reference(kv, layer, norm_w[layer], cos_sin, positions, slots, k2, v2, 1e-6)
         tol = dict(atol=1e-5, rtol=1e-5) if dtype == torch.float32 else dict(atol=2e-2, rtol=2e-2)
         torch.testing.assert_close(k1, k2, **tol)
         assert torch.equal(v1, v2)
@@ -45,13 +55,24 @@ def test_kernel_matches_reference(n, L, kvh, hd, dtype):
         assert not k1[untouched].any() and not v1[untouched].any()
 
 
+def test_torch_path_equals_the_layer_by_layer_reference():
+    kv, norm_w, cos_sin, positions, slots, fast, ref = _case(6, 3, 2, 16, torch.float32, seed=3)
+    store_context_kv(kv, norm_w, cos_sin, positions, slots, LayerBuffers.of(fast[:3], fast[3:]),
+                     1e-6, use_triton=False)
+    for layer in range(3):
+        store_context_kv_reference(kv, layer, norm_w[layer], cos_sin, positions, slots,
+                                   ref[layer], ref[3 + layer], 1e-6)
+    assert all(torch.equal(a, b) for a, b in zip(fast, ref))
+
+
 def test_checks_name_the_argument():
-    kv, norm_w, cos_sin, positions, slots, (k, v, _, _) = _case(4, 2, 2, 16, torch.float32, 0)
+    kv, norm_w, cos_sin, positions, slots, bufs, _ = _case(4, 2, 2, 16, torch.float32, 0)
+    layers = LayerBuffers.of(bufs[:2], bufs[2:])
     with pytest.raises(ValueError, match="norm_w"):
-        store_context_kv(kv, 0, norm_w.double(), cos_sin, positions, slots, k, v, 1e-6)
-    with pytest.raises(ValueError, match="layer"):
-        store_context_kv(kv, 2, norm_w, cos_sin, positions, slots, k, v, 1e-6)
-    with pytest.raises(ValueError, match="v_buf"):
-        store_context_kv(kv, 0, norm_w, cos_sin, positions, slots, k, v[:, :1], 1e-6)
+        store_context_kv(kv, norm_w.double(), cos_sin, positions, slots, layers, 1e-6)
+    with pytest.raises(ValueError, match="buffers: expected 2 layers"):
+        store_context_kv(kv, norm_w, cos_sin, positions, slots, LayerBuffers.of(bufs[:1], bufs[2:3]), 1e-6)
+    with pytest.raises(ValueError, match=r"v_bufs\[1\]"):
+        LayerBuffers.of(bufs[:2], [bufs[2], bufs[3][:, :1]])
     with pytest.raises(ValueError, match="positions"):
-        store_context_kv(kv, 0, norm_w, cos_sin, positions.int(), slots, k, v, 1e-6)
+        store_context_kv(kv, norm_w, cos_sin, positions.int(), slots, layers, 1e-6)

@@ -8,8 +8,9 @@ launches per step for five layers. Here the key and value rows of all layers are
 into one weight, so a single matmul produces every layer's K and V, one vectorised RMSNorm
 normalises all keys, and one RoPE call rotates them (all layers share the rotary
 embedding); only the stores remain per layer. On a GPU with a plain (unquantized, NHD)
-KV pool, norm + RoPE + store run as one Triton kernel per layer
-(``sglang_dflash.ops.context_kv``), so a step costs the matmul and L small launches.
+KV pool, norm + RoPE + store of all layers run as one Triton kernel
+(``sglang_dflash.ops.context_kv``), so a step costs the matmul and one small launch: this
+runs after the step's publish, where every host microsecond the next step waits for counts.
 
 Shapes: ``n`` tokens, ``L`` draft layers, ``kvh`` K/V heads on this rank, ``hd`` head dim.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..ops.context_kv import store_context_kv
+from ..ops.context_kv import LayerBuffers, store_context_kv
 from ..ops.loader import triton_available
 
 
@@ -40,9 +41,10 @@ class ContextKVWriter:
         biases = [getattr(a.qkv_proj, "bias", None) for a in attns]
         self.b_kv = (torch.cat([b[q_size:] for b in biases]).contiguous()
                      if biases[0] is not None else None)
-        # k_norm_w [L, 1, hd] float32 (broadcast over heads)
-        self.k_norm_w = torch.stack([a.k_norm.weight.float() for a in attns]).unsqueeze(1)
+        # k_norm_w [L, hd] float32
+        self.k_norm_w = torch.stack([a.k_norm.weight.float() for a in attns]).contiguous()
         self._kernel_ok: bool | None = None  # decided on the first write (needs the pool)
+        self._buffers: tuple[object, LayerBuffers] | None = None  # (pool, its layer buffers)
 
     @staticmethod
     def supported(layers) -> str | None:
@@ -68,16 +70,12 @@ class ContextKVWriter:
         if self._kernel_ok is None:
             self._kernel_ok = self._kernel_applies(kv_pool, ctx.device)
         if self._kernel_ok:
-            cos_sin = self.rotary_emb.cos_sin_cache
-            for i, attn in enumerate(self.attns):
-                layer_id = attn.attn.layer_id
-                store_context_kv(kv, i, self.k_norm_w[i, 0], cos_sin, positions, cache_loc,
-                                 kv_pool.get_key_buffer(layer_id),
-                                 kv_pool.get_value_buffer(layer_id), self.eps)
+            store_context_kv(kv, self.k_norm_w, self.rotary_emb.cos_sin_cache, positions,
+                             cache_loc, self._layer_buffers(kv_pool), self.eps, use_triton=True)
             return
         k32 = kv[:, :, 0].float()                                           # [n, L, kvh, hd]
         k32 = k32 * torch.rsqrt(k32.pow(2).mean(dim=-1, keepdim=True) + self.eps)
-        k = (k32 * self.k_norm_w).to(kv.dtype).reshape(n, L * kvh * hd)
+        k = (k32 * self.k_norm_w[:, None]).to(kv.dtype).reshape(n, L * kvh * hd)
         # the rotary op rotates a query and a key together; a one-head scratch query
         q_scratch = k.new_zeros(n, hd)
         _, k = self.rotary_emb(positions, q_scratch, k)
@@ -86,6 +84,14 @@ class ContextKVWriter:
         for i, attn in enumerate(self.attns):
             kv_pool.set_kv_buffer(attn.attn, cache_loc, k[i], v[i],
                                   attn.attn.k_scale, attn.attn.v_scale)
+
+    def _layer_buffers(self, kv_pool) -> LayerBuffers:
+        """The pool's buffers of our layers (fixed for the pool's life), built once."""
+        if self._buffers is None or self._buffers[0] is not kv_pool:
+            ids = [a.attn.layer_id for a in self.attns]
+            self._buffers = (kv_pool, LayerBuffers.of([kv_pool.get_key_buffer(i) for i in ids],
+                                                      [kv_pool.get_value_buffer(i) for i in ids]))
+        return self._buffers[1]
 
     def _kernel_applies(self, kv_pool, device) -> bool:
         """The fused store writes rows straight into the pool's per-layer buffers, so it
