@@ -54,3 +54,8 @@ def test_cli_analyze_prints_the_per_step_row(tmp_path, capsys):
     assert gpu_idle.main(["--analyze", str(path), "--step-kernel", STEP]) == 0
     out = capsys.readouterr().out
     assert "| - | - | 1 | 0.030 | 0.020 | 0.010 | 33.33 |" in out
+
+
+def test_only_must_name_given_servers(tmp_path):
+    with pytest.raises(SystemExit):
+        gpu_idle.main(["--url", "a=http://127.0.0.1:9", "--out", str(tmp_path), "--only", "b"])

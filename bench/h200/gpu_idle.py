@@ -1,7 +1,7 @@
 """Where the GPU waits: GPU-only torch-profiler traces of running servers, with idle time per step.
 
     python bench/h200/gpu_idle.py --url NAME=URL ... --model DIR --out OUTDIR
-        [--concurrency 1,32] [--waves 3] [--max-tokens 256] [--step-kernel SUBSTR]
+        [--concurrency 1,32] [--waves 3] [--max-tokens 256] [--step-kernel SUBSTR] [--only A,B]
     python bench/h200/gpu_idle.py --analyze TRACE.json.gz [--step-kernel SUBSTR]
 
 At a fixed batch, two workers that launch the same kernels can still differ in step time when
@@ -198,6 +198,7 @@ def main(argv=None) -> int:
     ap.add_argument("--waves", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--step-kernel", default=DEFAULT_STEP_KERNEL)
+    ap.add_argument("--only", help="comma-separated server names to profile (default: every --url)")
     ap.add_argument("--analyze", help="only reduce this trace file and print the result")
     a = ap.parse_args(argv)
     if a.analyze:
@@ -213,6 +214,11 @@ def main(argv=None) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     servers = dict(u.split("=", 1) for u in a.url)
+    if a.only:
+        unknown = sorted(set(a.only.split(",")) - set(servers))
+        if unknown:
+            ap.error(f"--only: {unknown} not among the --url names {sorted(servers)}")
+        servers = {k: v for k, v in servers.items() if k in a.only.split(",")}
     rows = []
     for c in (int(x) for x in a.concurrency.split(",")):
         for name, url in servers.items():
