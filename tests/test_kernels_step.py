@@ -141,3 +141,8 @@ def test_unaligned_batch_views_reuse_the_compiled_kernels():
     run(1)  # every input view 8 bytes off 16-byte alignment
     torch.cuda.synchronize()
     assert compiled() == before
+    for b in (1, 2, 3, 5, 6):  # output rows at every batch-size residue
+        best = torch.randint(0, 50, (b, 8), device="cuda")
+        step.greedy_accept(best[:, 1:].contiguous(), best, torch.zeros(b, dtype=torch.long, device="cuda"))
+    torch.cuda.synchronize()
+    assert compiled() == before
