@@ -17,7 +17,7 @@ import triton
 import triton.language as tl
 
 
-@triton.jit
+@triton.jit(do_not_specialize_on_alignment=["pos_ptr", "slot_ptr"])
 def context_kv_store_kernel(
     kv_ptr,          # [n, L, 2, KVH, HD] projection output (K rows then V rows per layer)
     norm_w_ptr,      # [L, HD] float32 k_norm weight of each layer

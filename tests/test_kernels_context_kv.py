@@ -76,3 +76,21 @@ def test_checks_name_the_argument():
         LayerBuffers.of(bufs[:2], [bufs[2], bufs[3][:, :1]])
     with pytest.raises(ValueError, match="positions"):
         store_context_kv(kv, norm_w, cos_sin, positions.int(), slots, layers, 1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="compiled kernels exist on a GPU only")
+def test_slot_and_position_views_at_any_offset_reuse_the_compiled_kernel():
+    from sglang_dflash.ops.loader import load_kernels
+
+    cache = getattr(load_kernels("context_kv").context_kv_store_kernel, "device_caches", None)
+    if cache is None:
+        pytest.skip("this Triton keeps no per-device kernel cache to inspect")
+    kv, norm_w, cos_sin, positions, slots, bufs, _ = _case(6, 2, 2, 16, torch.bfloat16, 1)
+    layers = LayerBuffers.of(bufs[:2], bufs[2:])
+    store_context_kv(kv, norm_w, cos_sin, positions, slots, layers, 1e-6)
+    before = sum(len(entry[0]) for entry in cache.values())
+    odd_pos = torch.cat([positions[:1], positions])[1:]   # views 8 bytes off alignment
+    odd_slots = torch.cat([slots[:1], slots])[1:]
+    store_context_kv(kv, norm_w, cos_sin, odd_pos, odd_slots, layers, 1e-6)
+    torch.cuda.synchronize()
+    assert sum(len(entry[0]) for entry in cache.values()) == before
