@@ -192,6 +192,7 @@ def test_min_waves_sets_the_requests_of_high_concurrency_levels(tmp_path):
     with FakeServer(accept=4) as a:
         work = replace(_work(["p0", "p1"], n=8), warmup=0, min_waves=3)
         _, levels = run_interleaved([Target("A", url=a.url)], work, concurrencies=[1, 2], rounds=2)
-    assert [(s.concurrency, s.completed) for s in levels] == [(1, 3), (2, 6)]
+    # c=1: 3 requests -> 4 (two parts of whole waves); c=2: 6 -> 8 (two parts of two waves)
+    assert [(s.concurrency, s.completed) for s in levels] == [(1, 4), (2, 8)]
     with pytest.raises(SystemExit, match="--min-waves must be >= 1, got 0"):
         main(["--url", "a=http://127.0.0.1:9", "--model", "x", "--min-waves", "0", "--out", str(tmp_path)])

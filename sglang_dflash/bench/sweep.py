@@ -103,6 +103,13 @@ def run_interleaved(
     by_key: dict[tuple[str, int], LevelStats] = {}
     for c in concurrencies:
         n = requests_for_level(c, num_requests, len(work.specs), work.min_waves)
+        if num_requests is None and n % (rounds * c):
+            # every part whole waves: a part ending in a partial wave runs its tail at lower
+            # concurrency, which charges the level's throughput with that server's tail timing
+            whole = -(-n // (rounds * c)) * rounds * c
+            print(f"[bench] c={c}: {n} requests rounded up to {whole}, whole waves in each "
+                  f"of the {rounds} parts")
+            n = whole
         parts = [n // rounds + (i < n % rounds) for i in range(rounds)]
         got = {t.name: ([], 0.0) for t in live}
         for r, size in enumerate(parts):
