@@ -66,7 +66,8 @@ declare -A PORT=([baseline]=31000 [builtin_acc1]=31001 [builtin_acc6.44]=31002 [
                  [timed_acc1]=31005 [timed_acc6.44]=31006)
 # PIN_CPUS=K: the n-th server started runs on cores n*K .. n*K+K-1 only (taskset; its
 # scheduler, tokenizer and detokenizer processes inherit it), so side-by-side servers do not
-# share cores; the rest stay for the bench client. Not yet measured either way.
+# share cores; the rest are the bench client's (it is pinned to them too, so it cannot land on
+# a server's cores and delay that server's first tokens).
 SLOT=0
 pin() {  # -> "taskset -c A-B" for server number SLOT, or nothing
   [ -n "${PIN_CPUS:-}" ] || return 0
@@ -129,12 +130,21 @@ fi
 grep -h "sglang-dflash worker started" "$OUT"/logs/*.log || echo "note: no sglang-dflash start line found"
 
 rc=0
+CLIENT=()  # PIN_CPUS: the client and the probes run on the cores no server has
+if [ -n "${PIN_CPUS:-}" ]; then
+  first_free=$(( SLOT * PIN_CPUS ))
+  if [ "$first_free" -lt "$(nproc)" ]; then
+    CLIENT=(taskset -c "$first_free-$(( $(nproc) - 1 ))")
+  else
+    echo "note: PIN_CPUS=$PIN_CPUS leaves no core for the client; it runs unpinned"
+  fi
+fi
 if [ "${BENCH:-1}" = 1 ]; then
   # ROUNDS parts per level, servers taking turns (sglang_dflash.bench --rounds): the host of the
   # H200 drifts by +-10 ms of TTFT over minutes, which one-server-after-another charged to
   # whichever server ran then. --save-requests keeps every request's send time and TTFT
   # (bench/h200/waves.py groups them into the waves of one concurrency level).
-  python3 -m sglang_dflash.bench "${urls[@]}" --model "$T" --prompts mix --num-prompts "${NUM_PROMPTS:-8}" --max-tokens 256 \
+  "${CLIENT[@]}" python3 -m sglang_dflash.bench "${urls[@]}" --model "$T" --prompts mix --num-prompts "${NUM_PROMPTS:-8}" --max-tokens 256 \
     --concurrency "${CONCURRENCY:-1,8,32}" --warmup 2 --rounds "${ROUNDS:-4}" --min-waves "${WAVES:-4}" --no-progress --save-requests --out "$OUT" \
     --tag qwen3-8b-dummy-h200-$BACKEND
   rc=$?
@@ -142,11 +152,11 @@ if [ "${BENCH:-1}" = 1 ]; then
 fi
 if [ "${PROBE:-0}" = 1 ]; then
   # shellcheck disable=SC2086  # PROBE_ARGS: extra flags, split on spaces
-  python3 bench/h200/ttft_probe.py "${urls[@]}" --model "$T" --out "$OUT/probe" ${PROBE_ARGS:-} || rc=1
+  "${CLIENT[@]}" python3 bench/h200/ttft_probe.py "${urls[@]}" --model "$T" --out "$OUT/probe" ${PROBE_ARGS:-} || rc=1
 fi
 if [ "${IDLE:-0}" = 1 ]; then
   # shellcheck disable=SC2086  # IDLE_ARGS: extra flags, split on spaces
-  python3 bench/h200/gpu_idle.py "${urls[@]}" --model "$T" --out "$OUT/idle" ${IDLE_ARGS:-} || rc=1
+  "${CLIENT[@]}" python3 bench/h200/gpu_idle.py "${urls[@]}" --model "$T" --out "$OUT/idle" ${IDLE_ARGS:-} || rc=1
 fi
 timed_logs=$(ls "$OUT"/logs/ours_*.log "$OUT"/logs/timed_*.log 2>/dev/null)
 if [ -n "${STEP_TIMING:-}" ] || ls "$OUT"/logs/timed_*.log >/dev/null 2>&1; then
