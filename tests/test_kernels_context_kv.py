@@ -94,3 +94,55 @@ def test_slot_and_position_views_at_any_offset_reuse_the_compiled_kernel():
     store_context_kv(kv, norm_w, cos_sin, odd_pos, odd_slots, layers, 1e-6)
     torch.cuda.synchronize()
     assert sum(len(entry[0]) for entry in cache.values()) == before
+
+
+def _writer(L=2, kvh=2, hd=16, H=32):
+    """A ContextKVWriter over stand-in layers (only the attributes it reads)."""
+    from types import SimpleNamespace as NS
+
+    from sglang_dflash.sglang.context_kv import ContextKVWriter
+
+    class Rope:  # the cache the kernel reads; the torch path's call leaves keys unrotated
+        cos_sin_cache = torch.rand(64, hd, device=DEVICE)
+        is_neox_style, rotary_dim = True, hd
+
+        def __call__(self, positions, q, k):
+            return q, k
+
+    rope = Rope()
+    layers = [NS(self_attn=NS(
+        qkv_proj=NS(weight=torch.randn(kvh * hd * 3, H, device=DEVICE), bias=None),
+        q_size=kvh * hd, num_kv_heads=kvh, head_dim=hd, rotary_emb=rope,
+        k_norm=NS(weight=torch.ones(hd, device=DEVICE), variance_epsilon=1e-6),
+        attn=NS(layer_id=i, k_scale=None, v_scale=None))) for i in range(L)]
+    return ContextKVWriter(layers, max_positions=64)
+
+
+class _Pool:
+    def __init__(self, k, v):
+        self.k, self.v, self.dtype, self.store_dtype = k, v, k[0].dtype, k[0].dtype
+
+    def get_key_buffer(self, i):
+        return self.k[i]
+
+    def get_value_buffer(self, i):
+        return self.v[i]
+
+    def set_kv_buffer(self, attn, loc, k, v, k_scale, v_scale):  # SGLang's per-layer store
+        self.k[attn.layer_id][loc] = k
+        self.v[attn.layer_id][loc] = v
+
+
+def test_writer_uses_the_one_launch_store_only_when_every_layer_buffer_is_alike():
+    writer = _writer()
+    alike = _Pool([torch.zeros(10, 2, 16, device=DEVICE) for _ in range(2)],
+                  [torch.zeros(10, 2, 16, device=DEVICE) for _ in range(2)])
+    assert writer._kernel_applies(alike, DEVICE)
+    writer = _writer()  # e.g. a pool whose layers have different slot counts
+    differ = _Pool([torch.zeros(10, 2, 16, device=DEVICE), torch.zeros(12, 2, 16, device=DEVICE)],
+                   [torch.zeros(10, 2, 16, device=DEVICE), torch.zeros(12, 2, 16, device=DEVICE)])
+    assert not writer._kernel_applies(differ, DEVICE)
+    # and the write still lands, through the per-layer torch path
+    ctx = torch.randn(3, 32, device=DEVICE)
+    writer.write(ctx, torch.tensor([1, 5, 9], device=DEVICE), torch.tensor([0, 4, 9], device=DEVICE), differ)
+    assert differ.k[1][[0, 4, 9]].abs().sum() > 0 and differ.v[0][[0, 4, 9]].abs().sum() > 0

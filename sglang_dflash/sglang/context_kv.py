@@ -95,14 +95,18 @@ class ContextKVWriter:
 
     def _kernel_applies(self, kv_pool, device) -> bool:
         """The fused store writes rows straight into the pool's per-layer buffers, so it
-        needs a plain pool (one [slots, kvh, hd] tensor per layer, no quantization or
-        scales) and a plain NeoX rotary cache covering every position."""
+        needs a plain pool (one [slots, kvh, hd] tensor per layer, all alike, no
+        quantization or scales) and a plain NeoX rotary cache covering every position."""
         rope = self.rotary_emb
         cache = getattr(rope, "cos_sin_cache", None)
         attn0 = self.attns[0].attn
         try:
             k_buf = kv_pool.get_key_buffer(attn0.layer_id)
         except Exception:  # pools without per-layer buffers (e.g. hybrid / offloaded)
+            return False
+        try:
+            self._layer_buffers(kv_pool)
+        except (ValueError, RuntimeError):  # layers' buffers differ (e.g. shape or dtype)
             return False
         return bool(
             triton_available(device)
