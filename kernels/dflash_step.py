@@ -11,12 +11,15 @@ Inputs that come from SGLang's batch (anchors, committed lengths) may be views a
 Triton would compile a second variant of a kernel for a pointer that is not 16-byte aligned,
 on the hot path the first time that happens. Those pointers are therefore not specialised on
 alignment: each kernel compiles once, at the server's warm-up request. The loads they feed are
-one scalar per program, so nothing is lost.
+one scalar per program, so nothing is lost. The accept kernels' per-request outputs are
+rows of shared allocations at offsets that depend on the batch size, and are likewise one
+scalar store per program, so they are not specialised either.
 """
 import triton
 import triton.language as tl
 
 SCALAR_INPUTS = ["anchor_ptr", "committed_ptr", "pool_idx_ptr"]
+SCALAR_OUTPUTS = ["accept_ptr", "commit_len_ptr", "bonus_ptr", "new_len_ptr"]
 
 
 @triton.jit(do_not_specialize_on_alignment=SCALAR_INPUTS)
@@ -46,7 +49,7 @@ def prepare_block_kernel(
     tl.store(slots_ptr + row * B + j, slots.to(tl.int64), mask=live)
 
 
-@triton.jit(do_not_specialize_on_alignment=["committed_ptr"])
+@triton.jit(do_not_specialize_on_alignment=["committed_ptr"] + SCALAR_OUTPUTS)
 def greedy_accept_kernel(
     draft_ptr,       # [b, B-1] int64 drafted tokens
     best_ptr,        # [b, B] int64 target argmax per block position
@@ -77,7 +80,7 @@ def greedy_accept_kernel(
     tl.store(new_len_ptr + row, tl.load(committed_ptr + row) + accept + 1)
 
 
-@triton.jit(do_not_specialize_on_alignment=["committed_ptr"])
+@triton.jit(do_not_specialize_on_alignment=["committed_ptr"] + SCALAR_OUTPUTS)
 def sampling_accept_kernel(
     draft_ptr,       # [b, B-1] int64 drafted tokens
     probs_ptr,       # [b, B, V] float32 target probabilities (after temperature/top-k/top-p/min-p)

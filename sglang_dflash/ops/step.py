@@ -120,9 +120,7 @@ def sampling_accept(draft: torch.Tensor, probs: torch.Tensor, accept_u: torch.Te
 
 
 def _empty_out(b: int, B: int, dev) -> StepOutput:
-    """Outputs in three allocations; every row starts 16-byte aligned whatever ``b`` is, so
-    Triton compiles each accept kernel once instead of once per batch-size residue."""
-    i32 = torch.empty(2, -(-b // 4) * 4, dtype=torch.int32, device=dev)  # accept_len, commit_len
-    i64 = torch.empty(2, -(-b // 2) * 2, dtype=torch.int64, device=dev)  # bonus, new_len
-    return StepOutput(i32[0, :b], i32[1, :b], i64[0, :b],
-                      torch.empty(b, B, dtype=torch.int64, device=dev), i64[1, :b])
+    i32 = torch.empty(2, b, dtype=torch.int32, device=dev)   # accept_len, commit_len rows
+    i64 = torch.empty(2, b, dtype=torch.int64, device=dev)   # bonus, new_len rows
+    return StepOutput(i32[0], i32[1], i64[0], torch.empty(b, B, dtype=torch.int64, device=dev),
+                      i64[1])
