@@ -1,6 +1,6 @@
 """Where the GPU waits: GPU-only torch-profiler traces of running servers, with idle time per step.
 
-    python bench/h200/gpu_idle.py --url NAME=URL ... --model DIR --out OUTDIR
+    python bench/h200/gpu_idle.py --url NAME=URL ... --out OUTDIR
         [--concurrency 1,32] [--waves 3] [--max-tokens 256] [--step-kernel SUBSTR] [--only A,B]
     python bench/h200/gpu_idle.py --analyze TRACE.json.gz [--step-kernel SUBSTR]
 
@@ -192,7 +192,6 @@ def print_table(rows: list[dict]) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--url", action="append", default=[], help="NAME=URL of a running server")
-    ap.add_argument("--model", help="the served model directory (unused; for the record)")
     ap.add_argument("--out", help="output directory (gpu_idle.json)")
     ap.add_argument("--concurrency", default="1,32")
     ap.add_argument("--waves", type=int, default=3)

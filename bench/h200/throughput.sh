@@ -156,7 +156,7 @@ if [ "${PROBE:-0}" = 1 ]; then
 fi
 if [ "${IDLE:-0}" = 1 ]; then
   # shellcheck disable=SC2086  # IDLE_ARGS: extra flags, split on spaces
-  "${CLIENT[@]}" python3 bench/h200/gpu_idle.py "${urls[@]}" --model "$T" --out "$OUT/idle" ${IDLE_ARGS:-} || rc=1
+  "${CLIENT[@]}" python3 bench/h200/gpu_idle.py "${urls[@]}" --out "$OUT/idle" ${IDLE_ARGS:-} || rc=1
 fi
 timed_logs=$(ls "$OUT"/logs/ours_*.log "$OUT"/logs/timed_*.log 2>/dev/null)
 if [ -n "${STEP_TIMING:-}" ] || ls "$OUT"/logs/timed_*.log >/dev/null 2>&1; then
