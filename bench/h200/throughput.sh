@@ -64,16 +64,23 @@ healthy() {  # url -> exit 0 when /health answers 200 (no curl needed)
 }
 declare -A PORT=([baseline]=31000 [builtin_acc1]=31001 [builtin_acc6.44]=31002 [ours_acc1]=31003 [ours_acc6.44]=31004
                  [timed_acc1]=31005 [timed_acc6.44]=31006)
-# PIN_CPUS=K: the n-th server started runs on cores n*K .. n*K+K-1 only (taskset; its
-# scheduler, tokenizer and detokenizer processes inherit it), so side-by-side servers do not
-# share cores; the rest are the bench client's (it is pinned to them too, so it cannot land on
-# a server's cores and delay that server's first tokens).
+# PIN_CPUS=K: the n-th server started runs on K CPUs of its own (taskset; its scheduler,
+# tokenizer and detokenizer processes inherit it), handed out whole physical cores first
+# (bench/h200/cpu_slots.py: hyperthread siblings together), so side-by-side servers share no
+# core; the rest are the bench client's (it is pinned to them too, so it cannot land on a
+# server's core and delay that server's host-bound prefills). The topology read goes to
+# OUTDIR/cpu_topology.txt.
 SLOT=0
-pin() {  # -> "taskset -c A-B" for server number SLOT, or nothing
+CPU_SLOTS=()
+if [ -n "${PIN_CPUS:-}" ]; then
+  n_servers=$(echo ${SERVERS:-baseline builtin_acc1 builtin_acc6.44 ours_acc1 ours_acc6.44} | wc -w)
+  mapfile -t CPU_SLOTS < <(python3 bench/h200/cpu_slots.py --per-server "$PIN_CPUS" \
+      --servers "$n_servers" --report "$OUT/cpu_topology.txt") || true
+  [ "${#CPU_SLOTS[@]}" -eq $(( n_servers + 1 )) ] || { echo "PIN_CPUS=$PIN_CPUS: no CPU split for $n_servers servers" >&2; exit 2; }
+fi
+pin() {  # -> "taskset -c LIST" for server number SLOT, or nothing
   [ -n "${PIN_CPUS:-}" ] || return 0
-  local a=$(( SLOT * PIN_CPUS )); local b=$(( SLOT * PIN_CPUS + PIN_CPUS - 1 ))
-  [ "$b" -lt "$(nproc)" ] || { echo "PIN_CPUS=$PIN_CPUS: server $SLOT would need core $b of $(nproc)" >&2; return 1; }
-  echo taskset -c "$a-$b"
+  echo taskset -c "${CPU_SLOTS[$SLOT]}"
 }
 start() {  # name impl acc
   local name=$1 impl=$2 acc=$3 timing=${4:-${STEP_TIMING:-0}} frac cores
@@ -130,13 +137,12 @@ fi
 grep -h "sglang-dflash worker started" "$OUT"/logs/*.log || echo "note: no sglang-dflash start line found"
 
 rc=0
-CLIENT=()  # PIN_CPUS: the client and the probes run on the cores no server has
+CLIENT=()  # PIN_CPUS: the client and the probes run on the CPUs no server has
 if [ -n "${PIN_CPUS:-}" ]; then
-  first_free=$(( SLOT * PIN_CPUS ))
-  if [ "$first_free" -lt "$(nproc)" ]; then
-    CLIENT=(taskset -c "$first_free-$(( $(nproc) - 1 ))")
+  if [ -n "${CPU_SLOTS[-1]}" ]; then
+    CLIENT=(taskset -c "${CPU_SLOTS[-1]}")
   else
-    echo "note: PIN_CPUS=$PIN_CPUS leaves no core for the client; it runs unpinned"
+    echo "note: PIN_CPUS=$PIN_CPUS leaves no CPU for the client; it runs unpinned"
   fi
 fi
 if [ "${BENCH:-1}" = 1 ]; then
