@@ -13,7 +13,9 @@ on the hot path the first time that happens. Those pointers are therefore not sp
 alignment: each kernel compiles once, at the server's warm-up request. The loads they feed are
 one scalar per program, so nothing is lost. The accept kernels' per-request outputs are
 rows of shared allocations at offsets that depend on the batch size, and are likewise one
-scalar store per program, so they are not specialised either.
+scalar store per program, so they are not specialised either. Nor are the drafts: their rows
+are B-1 tokens long, so past the first no row starts aligned whatever the base, and a
+one-request view of a wider buffer would otherwise compile a variant of its own.
 """
 import triton
 import triton.language as tl
@@ -49,7 +51,7 @@ def prepare_block_kernel(
     tl.store(slots_ptr + row * B + j, slots.to(tl.int64), mask=live)
 
 
-@triton.jit(do_not_specialize_on_alignment=["committed_ptr"] + SCALAR_OUTPUTS)
+@triton.jit(do_not_specialize_on_alignment=["draft_ptr", "committed_ptr"] + SCALAR_OUTPUTS)
 def greedy_accept_kernel(
     draft_ptr,       # [b, B-1] int64 drafted tokens
     best_ptr,        # [b, B] int64 target argmax per block position
@@ -80,7 +82,7 @@ def greedy_accept_kernel(
     tl.store(new_len_ptr + row, tl.load(committed_ptr + row) + accept + 1)
 
 
-@triton.jit(do_not_specialize_on_alignment=["committed_ptr"] + SCALAR_OUTPUTS)
+@triton.jit(do_not_specialize_on_alignment=["draft_ptr", "committed_ptr"] + SCALAR_OUTPUTS)
 def sampling_accept_kernel(
     draft_ptr,       # [b, B-1] int64 drafted tokens
     probs_ptr,       # [b, B, V] float32 target probabilities (after temperature/top-k/top-p/min-p)
