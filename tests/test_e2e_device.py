@@ -95,6 +95,8 @@ def fleet(pair, smol_dir):
     if smol_dir:
         fleet.launch("smol-plain", smol_dir, list(ds.ARGS), dtype=BF16)
         fleet.launch("smol-ours", smol_dir, ds.dflash(SMOL_DRAFTER), dtype=BF16)
+        fleet.launch("smol-builtin", smol_dir, ds.dflash(SMOL_DRAFTER), dtype=BF16,
+                     env={"SGLANG_DFLASH_IMPL": "builtin"})
     yield fleet
     fleet.stop()
 
@@ -302,13 +304,27 @@ def smol(fleet, smol_dir):
     return chats, ref, ds.LogitScale(smol_dir, BF16)
 
 
+# SmolLM2 in bf16 ties often: its top two logits are often equal in bf16 (gap 0), so in
+# 96-token chats most outputs flip somewhere under any change of kernel shapes; on the H200
+# one chat flipped at its first token, which the target's prefill alone produces. The rule that
+# half the prompts match fully does not hold for this model (docs/gpu-tests.md); every
+# divergence must still be a flip to the plain server's runner-up within the limit, and the
+# built-in DFLASH must pass the same, which checks the criterion.
+SMOL_MIN_FULL_MATCH = 0.0
+
+
 def test_smollm2_matches_plain_and_accepts_drafts(fleet, smol):
     chats, ref, scale = smol
     srv = fleet.get("smol-ours")
     e2e.assert_our_worker(srv, ds.BLOCK)
     results = ds.generate(srv, chats, SMOL_MAX_NEW, len(chats), ignore_eos=False)
     problems = ds.check(f"smollm2-{BF16}", ref, chats, [r["output_ids"] for r in results],
-                        BF16, scale)
+                        BF16, scale, min_full_match=SMOL_MIN_FULL_MATCH)
+    builtin = ds.generate(fleet.get("smol-builtin"), chats, SMOL_MAX_NEW, len(chats),
+                          ignore_eos=False)
+    problems += ds.check(f"smollm2-builtin-{BF16}", ref, chats,
+                         [r["output_ids"] for r in builtin], BF16, scale,
+                         min_full_match=SMOL_MIN_FULL_MATCH)
     lengths = [r["meta_info"]["completion_tokens"] / r["meta_info"]["spec_verify_ct"]
                for r in results]
     mean = sum(lengths) / len(lengths)
