@@ -9,6 +9,10 @@ Faults are chosen by a marker in the prompt text:
 ``[500]`` HTTP 500, ``[slow]`` sleeps ``slow_s`` before answering, ``[badjson]`` malformed JSON,
 ``[error]`` an ``{"error": ...}`` object, ``[drop]`` closes the connection mid-stream.
 
+``metrics=True`` adds the per-request timestamps SGLang returns under ``--enable-metrics``
+(receipt, hand-off, prefill batch entry and its processed result, epoch seconds) to the
+``/generate`` meta_info, in order and before the first token leaves.
+
 Run alone (``python tests/fake_openai_server.py PORT``) it serves until killed; the launch test
 uses that as a stand-in for ``sglang.launch_server``.
 """
@@ -23,8 +27,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeServer:
-    def __init__(self, accept: int = 3, step_s: float = 0.002, slow_s: float = 3.0, port: int = 0):
+    def __init__(self, accept: int = 3, step_s: float = 0.002, slow_s: float = 3.0, port: int = 0,
+                 metrics: bool = False):
         self.accept, self.step_s, self.slow_s = accept, step_s, slow_s
+        self.metrics = metrics
         self.requests: list[dict] = []
         handler = type("Handler", (_Handler,), {"fake": self})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
@@ -84,6 +90,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"data: " + data + b"\n\n")
         self.wfile.flush()
 
+    def _scheduled(self) -> None:
+        """The server-side stamps of a request whose first token is about to leave."""
+        t = self._times["request_received_ts"]
+        now = time.time()
+        self._times.update(api_server_dispatch_finish_ts=t + (now - t) * 0.1,
+                           forward_entry_time=t + (now - t) * 0.3,
+                           prefill_finished_time=now, queue_time=(now - t) * 0.1)
+
     # -- routes ------------------------------------------------------------------------------
     def do_GET(self) -> None:
         if self.path == "/health":
@@ -105,6 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
         if api is None:
             return self._json(404, {"error": "not found"})
         self.fake.requests.append({"api": api, "_arrived": time.monotonic(), **body})
+        self._times = {"request_received_ts": time.time()} if self.fake.metrics else {}
         text = prompt_text(api, body)
         if "[slow]" in text:
             time.sleep(self.fake.slow_s)
@@ -122,6 +137,8 @@ class _Handler(BaseHTTPRequestHandler):
         done = 0
         for k, step in enumerate(steps):
             time.sleep(self.fake.step_s)
+            if self._times and k == 0:
+                self._scheduled()
             if "[badjson]" in text and k == 1:
                 self._sse(b"{not json")
                 return
@@ -144,6 +161,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _meta(self, done: int, steps: int, last: bool, text: str) -> dict:
         meta = {"id": "r", "prompt_tokens": len(text.split()), "completion_tokens": done,
                 "finish_reason": {"type": "length", "length": done} if last else None}
+        meta.update(self._times)
+        if last and self._times:
+            meta["request_finished_ts"] = time.time()
         if last:
             meta["spec_verify_ct"] = steps
             meta["spec_accept_length"] = done / steps
@@ -162,6 +182,8 @@ class _Handler(BaseHTTPRequestHandler):
         return {"id": "c", "object": "chunk", "choices": [choice]}
 
     def _whole(self, api, text, toks, steps, body) -> None:
+        if self._times:
+            self._scheduled()
         if "[badjson]" in text:
             return self._raw(200, b"{\"choices\": [", "application/json")
         if "[error]" in text:

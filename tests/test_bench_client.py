@@ -87,3 +87,19 @@ def test_timeout(server):
 def test_bad_urls(url, kind):
     r = send(url, "generate", spec(), timeout=2)
     assert not r.ok and r.error == kind
+
+
+def test_server_timestamps_are_kept_when_the_server_sends_them():
+    with FakeServer(accept=3, metrics=True) as s:
+        r = send(s.url, "generate", spec(n=10), timeout=5)
+    assert r.ok
+    t = r.server_times
+    assert set(t) == {"request_received_ts", "api_server_dispatch_finish_ts", "forward_entry_time",
+                      "prefill_finished_time", "queue_time", "request_finished_ts"}
+    assert t["request_received_ts"] <= t["api_server_dispatch_finish_ts"] \
+        <= t["forward_entry_time"] <= t["prefill_finished_time"] <= t["request_finished_ts"]
+
+
+def test_no_server_timestamps_without_metrics(server):
+    r = send(server.url, "generate", spec(n=4), timeout=5)
+    assert r.ok and r.server_times == {}

@@ -9,7 +9,7 @@
 # Usage: bash bench/h200/throughput.sh OUTDIR [ATTENTION_BACKEND]
 # Env: SERVERS (subset of the five names below), CONCURRENCY (1,8,32), NUM_PROMPTS (8), SEED (0),
 #      ROUNDS (4: parts per level, servers taking turns), WAVES (4: requests per level at least
-#      WAVES x concurrency), SLEEP_ON_IDLE (0), PIN_CPUS (cores per server), BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0), MAX_TOTAL_TOKENS (set: all
+#      WAVES x concurrency), SLEEP_ON_IDLE (0), METRICS (0; 1: first-token stages, ttft_split.py), PIN_CPUS (cores per server), BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0), MAX_TOTAL_TOKENS (set: all
 #      servers start at once with that KV cap and --cuda-graph-max-bs GRAPH_MAX_BS (64)),
 #      STEP_TIMING (N: our servers log the per-step time split every N decode steps,
 #      summarised into OUTDIR/step_split.json; off when unset), BENCH (1; 0 skips the table),
@@ -46,6 +46,9 @@ COMMON=(--model-path "$T" --load-format dummy --attention-backend "$BACKEND" --h
 # --sleep-on-idle). Five servers side by side otherwise keep five polling loops busy while
 # one of them is measured; not yet measured either way.
 [ "${SLEEP_ON_IDLE:-0}" = 1 ] && COMMON+=(--sleep-on-idle)
+# METRICS=1: every server returns its own per-request timestamps (SGLang's --enable-metrics),
+# which bench/h200/ttft_split.py turns into the stages of each first token (OUTDIR/ttft_split.*).
+[ "${METRICS:-0}" = 1 ] && COMMON+=(--enable-metrics)
 SPEC=(--speculative-algorithm DFLASH --speculative-draft-model-path "$D" --speculative-draft-load-format dummy
       --speculative-num-draft-tokens 16 --speculative-draft-attention-backend "$BACKEND")
 LOGS=$OUT/logs
@@ -155,6 +158,8 @@ if [ "${BENCH:-1}" = 1 ]; then
     --tag qwen3-8b-dummy-h200-$BACKEND
   rc=$?
   python3 bench/h200/waves.py "$OUT/qwen3-8b-dummy-h200-$BACKEND.requests.jsonl" >"$OUT/waves.txt" 2>&1 || true
+  [ "${METRICS:-0}" = 1 ] && { python3 bench/h200/ttft_split.py "$OUT/qwen3-8b-dummy-h200-$BACKEND.requests.jsonl" \
+      --json "$OUT/ttft_split.json" >"$OUT/ttft_split.txt" 2>&1 || true; }
 fi
 if [ "${PROBE:-0}" = 1 ]; then
   # shellcheck disable=SC2086  # PROBE_ARGS: extra flags, split on spaces

@@ -61,6 +61,9 @@ class RequestResult:
     finish_reason: str | None = None
     text: str = ""
     sent_at: float | None = None    # wall-clock time (epoch s) the request was sent (set by the runner)
+    # the server's own timestamps (epoch s) and queue time of this request, from meta_info when
+    # SGLang runs with --enable-metrics (SERVER_TIMES keys found; empty otherwise)
+    server_times: dict = field(default_factory=dict)
 
     @property
     def accept_len(self) -> float | None:
@@ -222,7 +225,17 @@ def _absorb(api: str, obj: dict, res: RequestResult, final: bool) -> bool:
     return carried
 
 
+# What SGLang 0.5.17 puts in meta_info under --enable-metrics: when the HTTP server received
+# the request and handed it to the scheduler, when the scheduler put it into a prefill batch
+# and processed that batch's result, the time it waited in the queue, and when it finished.
+SERVER_TIMES = ("request_received_ts", "api_server_dispatch_finish_ts", "forward_entry_time",
+                "prefill_finished_time", "queue_time", "request_finished_ts")
+
+
 def _absorb_meta(meta: dict, res: RequestResult) -> None:
+    for key in SERVER_TIMES:
+        if isinstance(meta.get(key), (int, float)):
+            res.server_times[key] = float(meta[key])
     if meta.get("completion_tokens") is not None:
         res.output_tokens = int(meta["completion_tokens"])
     if meta.get("prompt_tokens") is not None:

@@ -1,0 +1,93 @@
+"""Where a request's first token spends its time, from the server's own timestamps.
+
+    python bench/h200/ttft_split.py OUTDIR/TAG.requests.jsonl [--concurrency 1] [--json OUT]
+
+Needs a bench run with `--save-requests` against servers started with `--enable-metrics`
+(`METRICS=1 bash bench/h200/throughput.sh`): SGLang then returns, per request, when its HTTP
+server received it and handed it on, when the scheduler took it into a prefill batch and when
+it processed that batch's result (`sglang_dflash.bench` keeps them in `server_times`). With
+the client's send time and TTFT (same machine, same clock), the first token splits into:
+
+| stage | from | to | what runs |
+|---|---|---|---|
+| `http_in` | client send | `request_received_ts` | the client's send, HTTP parsing |
+| `dispatch` | `request_received_ts` | `api_server_dispatch_finish_ts` | tokenization, hand-off |
+| `to_batch` | `api_server_dispatch_finish_ts` | `forward_entry_time` | scheduler receive, queue |
+| `prefill` | `forward_entry_time` | `prefill_finished_time` | prefill launch, the next batch's launch (overlap scheduler), wait for the GPU, result processing |
+| `out` | `prefill_finished_time` | first token at the client | detokenizer, HTTP stream |
+
+The five add up to the TTFT. Prints per server and level the mean and median of each stage
+(ms), so two workers' first tokens can be compared stage by stage: the `prefill` stage holds
+everything a DFLASH worker adds to the first token.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+
+STAGES = ("http_in", "dispatch", "to_batch", "prefill", "out")
+NEEDED = ("request_received_ts", "api_server_dispatch_finish_ts", "forward_entry_time",
+          "prefill_finished_time")
+
+
+def split(row: dict) -> dict | None:
+    """One request's stages in ms, or None without the timestamps (server without metrics)."""
+    t = row.get("server_times") or {}
+    if row.get("ttft") is None or row.get("sent_at") is None or any(k not in t for k in NEEDED):
+        return None
+    first_token = row["sent_at"] + row["ttft"]
+    marks = [row["sent_at"], *(t[k] for k in NEEDED), first_token]
+    return {s: 1e3 * (b - a) for s, a, b in zip(STAGES, marks, marks[1:])}
+
+
+def summarize(rows: list[dict]) -> dict[str, dict]:
+    """Per stage (and the TTFT): mean and median in ms over the rows that have timestamps."""
+    parts = [p for p in map(split, rows) if p is not None]
+    out = {"n": len(parts)}
+    if not parts:
+        return out
+    for s in STAGES:
+        v = [p[s] for p in parts]
+        out[s] = {"mean": statistics.fmean(v), "median": statistics.median(v)}
+    ttft = [1e3 * r["ttft"] for r in rows if split(r) is not None]
+    out["ttft"] = {"mean": statistics.fmean(ttft), "median": statistics.median(ttft)}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("requests", help="TAG.requests.jsonl from sglang_dflash.bench --save-requests")
+    ap.add_argument("--concurrency", type=int, help="only this level (default: every level)")
+    ap.add_argument("--json", help="also write the summary here")
+    a = ap.parse_args(argv)
+    groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    with open(a.requests) as f:
+        for line in f:
+            r = json.loads(line)
+            if r.get("ok") and (a.concurrency is None or r["concurrency"] == a.concurrency):
+                groups[(r["server"], r["concurrency"])].append(r)
+    table = {f"{s} c={c}": summarize(rows)
+             for (s, c), rows in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0]))}
+    if not any(v["n"] for v in table.values()):
+        raise SystemExit(f"error: {a.requests}: no request carries the server's timestamps; "
+                         "start the servers with --enable-metrics (METRICS=1 throughput.sh) "
+                         "and run the bench with --save-requests")
+    print("mean / median per stage, ms\n")
+    print("| server | n | " + " | ".join(STAGES) + " | TTFT |")
+    print("|---|---:|" + "---:|" * (len(STAGES) + 1))
+    for name, v in table.items():
+        if not v["n"]:
+            print(f"| {name} | 0 |" + " - |" * (len(STAGES) + 1))
+            continue
+        cells = [f"{v[s]['mean']:.1f} / {v[s]['median']:.1f}" for s in (*STAGES, "ttft")]
+        print(f"| {name} | {v['n']} | " + " | ".join(cells) + " |")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(table, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
