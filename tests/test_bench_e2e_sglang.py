@@ -6,7 +6,9 @@ are often accepted); skipped when the harness or SGLang is missing.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +20,11 @@ pytestmark = [pytest.mark.sglang, pytest.mark.slow]
 from sglang_dflash.bench.cli import main as bench_main  # noqa: E402
 from sglang_dflash.bench.server import LaunchedServer, LaunchSpec  # noqa: E402
 from sglang_dflash.eval.cli import main as eval_main  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location(
+    "ttft_split", Path(__file__).resolve().parents[1] / "bench/h200/ttft_split.py")
+ttft_split = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ttft_split)
 
 BLOCK = 4
 ENV_KEYS = ("SGLANG_USE_CPU_ENGINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "OMP_NUM_THREADS",
@@ -43,8 +50,9 @@ def pair():
 @pytest.fixture(scope="module")
 def ours(pair, tmp_path_factory):
     """Our worker, launched the way the bench launches it; shared by both tests."""
+    # --enable-metrics: SGLang returns its own per-request timestamps (bench/h200/ttft_split.py)
     spec = LaunchSpec(config="ours", model=pair.target, drafter=pair.drafters[BLOCK],
-                      block_size=BLOCK, extra_args=_server_flags(), env=_env(),
+                      block_size=BLOCK, extra_args=_server_flags() + ["--enable-metrics"], env=_env(),
                       python=e2e.sglang_python())
     with LaunchedServer(spec, log_dir=str(tmp_path_factory.mktemp("ours"))) as server:
         server.wait_healthy(300)
@@ -58,7 +66,8 @@ def test_bench_builtin_launched_and_ours_running(pair, ours, tmp_path):
             "--model", pair.target, "--drafter", pair.drafters[BLOCK], "--block-size", str(BLOCK),
             "--server-args", " ".join(_server_flags()), "--launch-timeout", "300",
             "--prompts", "gsm", "--concurrency", "1,3", "--num-requests", "3", "--warmup", "0",
-            "--max-tokens", "16", "--out", str(tmp_path), "--no-progress", "--raw-prompts"]
+            "--max-tokens", "16", "--out", str(tmp_path), "--no-progress", "--raw-prompts",
+            "--save-requests"]
     for k, v in _env().items():
         args += ["--env", f"{k}={v}"]
     assert bench_main(args) == 0
@@ -76,6 +85,14 @@ def test_bench_builtin_launched_and_ours_running(pair, ours, tmp_path):
         assert 1.0 < mine["accept_len_mean"] <= BLOCK and 1.0 < builtin["accept_len_mean"] <= BLOCK
         # same drafter, same greedy rule: the two workers keep the same drafts
         assert mine["accept_len_pooled"] == pytest.approx(builtin["accept_len_pooled"], abs=0.05)
+    # the server's own timestamps came back from ours (metrics on), none from the builtin
+    rows = [json.loads(line) for line in (tmp_path / "bench.requests.jsonl").read_text().splitlines()]
+    ours_rows = [r for r in rows if r["server"] == "ours"]
+    assert ours_rows and all(ttft_split.split(r) is not None for r in ours_rows)
+    assert all(r["server_times"] == {} for r in rows if r["server"] == "builtin")
+    for r in ours_rows:
+        stages = ttft_split.split(r)
+        assert stages["prefill"] > 0 and sum(stages.values()) == pytest.approx(1e3 * r["ttft"], abs=0.01)
 
 
 def test_eval_through_our_server(ours, tmp_path):

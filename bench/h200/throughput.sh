@@ -48,7 +48,17 @@ COMMON=(--model-path "$T" --load-format dummy --attention-backend "$BACKEND" --h
 [ "${SLEEP_ON_IDLE:-0}" = 1 ] && COMMON+=(--sleep-on-idle)
 # METRICS=1: every server returns its own per-request timestamps (SGLang's --enable-metrics),
 # which bench/h200/ttft_split.py turns into the stages of each first token (OUTDIR/ttft_split.*).
-[ "${METRICS:-0}" = 1 ] && COMMON+=(--enable-metrics)
+# SGLang needs prometheus_client for it, which the GPU bundle lacks: carry its wheel in
+# .gpu/wheels (python3 -m pip download --no-deps prometheus-client==0.21.1 -d .gpu/wheels).
+if [ "${METRICS:-0}" = 1 ]; then
+  if ! python3 -c "import prometheus_client" 2>/dev/null; then
+    ls .gpu/wheels/prometheus_client-*.whl >/dev/null 2>&1 \
+      || { echo "METRICS=1: no prometheus_client here and no wheel in .gpu/wheels (see above)" >&2; exit 2; }
+    python3 -m pip install -q --no-deps --no-index --target /tmp/metrics-site .gpu/wheels/prometheus_client-*.whl
+    export PYTHONPATH="$PYTHONPATH:/tmp/metrics-site"
+  fi
+  COMMON+=(--enable-metrics)
+fi
 SPEC=(--speculative-algorithm DFLASH --speculative-draft-model-path "$D" --speculative-draft-load-format dummy
       --speculative-num-draft-tokens 16 --speculative-draft-attention-backend "$BACKEND")
 LOGS=$OUT/logs

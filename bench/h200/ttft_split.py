@@ -16,7 +16,9 @@ the client's send time and TTFT (same machine, same clock), the first token spli
 | `prefill` | `forward_entry_time` | `prefill_finished_time` | prefill launch, the next batch's launch (overlap scheduler), wait for the GPU, result processing |
 | `out` | `prefill_finished_time` | first token at the client | detokenizer, HTTP stream |
 
-The five add up to the TTFT. Prints per server and level the mean and median of each stage
+The five add up to the TTFT. The HTTP server stamps its hand-off after sending, and each
+process converts its monotonic clock to wall time on its own, so `to_batch` can come out a
+millisecond or so below zero (seen on CPU with SGLang 0.5.17). Prints per server and level the mean and median of each stage
 (ms), so two workers' first tokens can be compared stage by stage: the `prefill` stage holds
 everything a DFLASH worker adds to the first token.
 """
