@@ -83,10 +83,11 @@ declare -A PORT=([baseline]=31000 [builtin_acc1]=31001 [builtin_acc6.44]=31002 [
 # core; the rest are the bench client's (it is pinned to them too, so it cannot land on a
 # server's core and delay that server's host-bound prefills). The topology read goes to
 # OUTDIR/cpu_topology.txt.
+SERVERS=${SERVERS:-baseline builtin_acc1 builtin_acc6.44 ours_acc1 ours_acc6.44}
 SLOT=0
 CPU_SLOTS=()
 if [ -n "${PIN_CPUS:-}" ]; then
-  n_servers=$(echo ${SERVERS:-baseline builtin_acc1 builtin_acc6.44 ours_acc1 ours_acc6.44} | wc -w)
+  n_servers=$(echo $SERVERS | wc -w)
   mapfile -t CPU_SLOTS < <(python3 bench/h200/cpu_slots.py --per-server "$PIN_CPUS" \
       --servers "$n_servers" --report "$OUT/cpu_topology.txt") || true
   [ "${#CPU_SLOTS[@]}" -eq $(( n_servers + 1 )) ] || { echo "PIN_CPUS=$PIN_CPUS: no CPU split for $n_servers servers" >&2; exit 2; }
@@ -120,7 +121,6 @@ wait_up() {  # name -> 0 when healthy, 1 when the server died or timed out
   done
   return 1
 }
-SERVERS=${SERVERS:-baseline builtin_acc1 builtin_acc6.44 ours_acc1 ours_acc6.44}
 urls=()
 launch() {
   case $1 in
