@@ -59,6 +59,8 @@ class DraftBlock:
     positions: torch.Tensor    # [bs, B] int64
     slots: torch.Tensor        # [bs, B] int64 KV slot ids (target and draft pools)
     prefix_lens: torch.Tensor  # [bs] committed length p (= batch.seq_lens)
+    host_seq_lens: torch.Tensor  # [bs] int64 on the host: a bound of each KV length in the step
+    host_seq_lens_sum: int       # its sum (attention backends plan from both)
 
     @property
     def size(self) -> int:

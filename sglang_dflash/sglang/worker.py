@@ -319,9 +319,9 @@ class DFlashWorker(BaseSpecWorker):
 
         timer = self.timer
         timer.start()
-        block = self._build_block(batch, draft_input.bonus_tokens)
+        block = self._build_block(batch, draft_input)
         timer.mark()  # block
-        drafts, draft_graph = self._draft(batch, block, draft_input)    # [bs, B-1]
+        drafts, draft_graph = self._draft(batch, block)                  # [bs, B-1]
         chain = torch.cat([block.block_ids[:, :1], drafts], dim=1)       # [bs, B]
         timer.mark()  # draft
         grammar_tree = GrammarTree.from_linear_chain(chain) if batch.has_grammar else None
@@ -378,18 +378,20 @@ class DFlashWorker(BaseSpecWorker):
         )
 
     # ---- decode phases -------------------------------------------------------------------
-    def _build_block(self, batch: ScheduleBatch, anchors: torch.Tensor) -> DraftBlock:
+    def _build_block(self, batch: ScheduleBatch, draft_input) -> DraftBlock:
         # Launched right after the scheduler's wait for the previous step, with the GPU about
         # to run dry: one kernel builds ids, positions and slots (the .to / .contiguous are
         # no-ops for SGLang's int64 tensors).
         prefix = batch.seq_lens.to(torch.int64).contiguous()                  # [bs]
         block_ids, positions, slots = step_ops.prepare_block(                 # [bs, B] each
-            anchors.to(torch.int64).contiguous(), prefix,
+            draft_input.bonus_tokens.to(torch.int64).contiguous(), prefix,
             batch.req_pool_indices.to(torch.int64).contiguous(),
             self.model_runner.req_to_token_pool.req_to_token, self.block_size,
             self.mask_token_id, use_triton=self.use_triton)
+        host_bound = self._host_seq_lens_bound(batch, draft_input)  # for draft and verify
         return DraftBlock(block_ids=block_ids, positions=positions, slots=slots,
-                          prefix_lens=prefix)
+                          prefix_lens=prefix, host_seq_lens=host_bound,
+                          host_seq_lens_sum=int(host_bound.sum()))
 
     def _host_seq_lens_bound(self, batch: ScheduleBatch, draft_input) -> torch.Tensor:
         """A host-side upper bound of each request's KV length during the step (prefix
@@ -400,11 +402,10 @@ class DFlashWorker(BaseSpecWorker):
             return draft_input.reserved_seq_lens_cpu.to(torch.int64)
         return batch.seq_lens.to("cpu", torch.int64) + self.block_size
 
-    def _draft(self, batch: ScheduleBatch, block: DraftBlock, draft_input) -> tuple[torch.Tensor, bool]:
+    def _draft(self, batch: ScheduleBatch, block: DraftBlock) -> tuple[torch.Tensor, bool]:
         """One drafter forward over all blocks; returns drafts [bs, B-1] and whether the
         forward replayed its CUDA graph."""
         bs, B = block.block_ids.shape
-        host_bound = self._host_seq_lens_bound(batch, draft_input)
         forward_batch = ForwardBatch(
             forward_mode=ForwardMode.TARGET_VERIFY,
             batch_size=bs,
@@ -412,8 +413,8 @@ class DFlashWorker(BaseSpecWorker):
             req_pool_indices=batch.req_pool_indices,
             seq_lens=block.prefix_lens,
             out_cache_loc=block.slots.reshape(-1),
-            seq_lens_sum=int(host_bound.sum()),
-            seq_lens_cpu=host_bound,
+            seq_lens_sum=block.host_seq_lens_sum,
+            seq_lens_cpu=block.host_seq_lens,
             positions=block.positions.reshape(-1),
             spec_algorithm=SpeculativeAlgorithm.DFLASH,
             spec_info=DFlashVerifyInput(
@@ -437,8 +438,7 @@ class DFlashWorker(BaseSpecWorker):
         # Attention planning reads host lengths; widen them by one block for this forward
         # only (the scheduler restores every batch field after the step anyway).
         saved = batch.seq_lens_cpu, batch.seq_lens_sum
-        host_bound = self._host_seq_lens_bound(batch, batch.spec_info)
-        batch.seq_lens_cpu, batch.seq_lens_sum = host_bound, int(host_bound.sum())
+        batch.seq_lens_cpu, batch.seq_lens_sum = block.host_seq_lens, block.host_seq_lens_sum
         forward_batch, _ = verify_input.prepare_for_verify(batch, self.target_worker)
         batch.seq_lens_cpu, batch.seq_lens_sum = saved
         out = self.target_worker.forward_batch_generation(
