@@ -46,15 +46,14 @@ def split(row: dict) -> dict | None:
 
 def summarize(rows: list[dict]) -> dict[str, dict]:
     """Per stage (and the TTFT): mean and median in ms over the rows that have timestamps."""
-    parts = [p for p in map(split, rows) if p is not None]
-    out = {"n": len(parts)}
-    if not parts:
+    timed = [(r, p) for r, p in ((r, split(r)) for r in rows) if p is not None]
+    out = {"n": len(timed)}
+    if not timed:
         return out
-    for s in STAGES:
-        v = [p[s] for p in parts]
-        out[s] = {"mean": statistics.fmean(v), "median": statistics.median(v)}
-    ttft = [1e3 * r["ttft"] for r in rows if split(r) is not None]
-    out["ttft"] = {"mean": statistics.fmean(ttft), "median": statistics.median(ttft)}
+    columns = {s: [p[s] for _, p in timed] for s in STAGES}
+    columns["ttft"] = [1e3 * r["ttft"] for r, _ in timed]
+    for name, v in columns.items():
+        out[name] = {"mean": statistics.fmean(v), "median": statistics.median(v)}
     return out
 
 
