@@ -42,14 +42,13 @@ def online_cpus(root: Path) -> list[int]:
 def physical_cores(root: Path, cpus: list[int]) -> list[list[int]]:
     """Online CPUs grouped by physical core (siblings together), cores in order of their
     lowest CPU. A CPU whose topology is not readable is a core of its own."""
-    cores: dict[tuple[int, ...], list[int]] = {}
+    cores: set[tuple[int, ...]] = set()
     allowed = set(cpus)
     for cpu in cpus:
         sib = root / f"cpu{cpu}" / "topology" / "thread_siblings_list"
-        group = ([c for c in parse_list(sib.read_text()) if c in allowed] if sib.exists()
-                 else [cpu])
-        cores.setdefault(tuple(sorted(group or [cpu])), sorted(group or [cpu]))
-    return sorted(cores.values(), key=lambda g: g[0])
+        group = [c for c in parse_list(sib.read_text()) if c in allowed] if sib.exists() else []
+        cores.add(tuple(sorted(group or [cpu])))
+    return sorted((list(c) for c in cores), key=lambda g: g[0])
 
 
 def assign(cores: list[list[int]], per_server: int, servers: int) -> tuple[list[list[int]], list[int]]:
