@@ -6,12 +6,14 @@ The hadolint test runs where the `hadolint` binary is on PATH or next to this in
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,6 +197,72 @@ def test_dockerignore_keeps_the_copied_sources(dockerfile):
         if ins.keyword == "COPY" and not ins.args.startswith("--from"):
             for src in ins.args.split()[:-1]:
                 assert src.rstrip("/") in kept, src
+
+
+def context_files(root: Path, ignore: str) -> list[str]:
+    """Files of the build context under `root` (posix paths) that the .dockerignore rules keep:
+    rules apply in order, the last one that matches a path or one of its parent folders
+    decides, `!` keeps."""
+    rules = []
+    for line in ignore.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keep = line.startswith("!")
+            rules.append((keep, line.lstrip("!").strip().rstrip("/")))
+    kept = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        parts = rel.split("/")
+        prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+        included = True
+        for keep, pattern in rules:
+            if any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes):
+                included = keep
+        if included:
+            kept.append(rel)
+    return kept
+
+
+def test_context_files_follows_dockerignore_rules(tmp_path):
+    for rel in ("a.toml", "pkg/m.py", "pkg/__pycache__/m.pyc", "other/x.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    ignore = "*\n!a.toml\n!pkg/\n**/__pycache__\n"
+    assert context_files(tmp_path, ignore) == ["a.toml", "pkg/m.py"]
+
+
+def test_wheel_builds_from_the_docker_build_context(dockerfile, tmp_path):
+    """Replays the builder stage's COPY steps on the context the .dockerignore leaves, then
+    builds the wheel there as its RUN step does: every folder pyproject maps to a package
+    (the Triton kernels under kernels/ too) must reach the builder."""
+    _, _, stages = dockerfile
+    context = set(context_files(ROOT, DOCKERIGNORE.read_text()))
+    src_dir = tmp_path / "src"
+    src_dir.mkdir()
+    for ins in stages[0]:
+        if ins.keyword != "COPY" or ins.args.startswith("--"):
+            continue
+        *sources, dest = ins.args.split()
+        for source in sources:
+            source = source.rstrip("/")
+            files = [f for f in context if f == source or f.startswith(source + "/")]
+            assert files, f"line {ins.line}: COPY {source}: nothing of it is in the build context"
+            for rel in files:
+                # COPY of a folder copies its contents into dest; of a file, into the folder dest
+                inner = rel[len(source) + 1:] if rel != source else Path(rel).name
+                target = src_dir / dest / inner
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(ROOT / rel, target)
+    out = tmp_path / "wheels"
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                            "-q", "-w", str(out), str(src_dir)], capture_output=True, text=True)
+    if build.returncode != 0 and "No module named" in build.stderr and "setuptools" in build.stderr:
+        pytest.skip("setuptools is not installed in this environment")
+    assert build.returncode == 0, build.stderr[-2000:]
+    names = zipfile.ZipFile(next(out.glob("sglang_dflash-*.whl"))).namelist()
+    for kernel in sorted((ROOT / "kernels").glob("*.py")):
+        assert f"sglang_dflash/_kernels/{kernel.name}" in names, kernel.name
+    assert "sglang_dflash/assets/smollm2-drafter/config.json" in names
 
 
 def test_install_step_uses_no_deps_and_checks_versions(dockerfile):
