@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .hf_cache import cache_of, with_cache
 from .model import DFlashDrafter, DraftContext, gather_target_hidden
 from .sampling import SamplingParams, sample, target_probs
 from .verify import verify_block
@@ -54,8 +55,8 @@ def _target_forward(target, ids, positions, valid, cache):
     mask = torch.zeros(allowed.shape, dtype=dtype, device=ids.device)
     mask = mask.masked_fill(~allowed, torch.finfo(dtype).min).unsqueeze(1)    # [b, 1, q, S]
     out = target(input_ids=ids, position_ids=positions, attention_mask=mask,
-                 past_key_values=cache, use_cache=True, output_hidden_states=True)
-    return out.logits, out.hidden_states, out.past_key_values
+                 use_cache=True, output_hidden_states=True, **with_cache(target, cache))
+    return out.logits, out.hidden_states, cache_of(out)
 
 
 def _emit(state: StepState, row: int, new: list[int], max_new_tokens: int, eos: set[int]) -> None:
@@ -154,8 +155,8 @@ def target_generate(target, prompts: list[list[int]], *, max_new_tokens: int,
         ids = torch.tensor([p], device=device)
         out, cache = [], None
         while len(out) < max_new_tokens:
-            res = target(input_ids=ids, past_key_values=cache, use_cache=True)
-            cache = res.past_key_values
+            res = target(input_ids=ids, use_cache=True, **with_cache(target, cache))
+            cache = cache_of(res)
             tok = sample(target_probs(res.logits[:, -1], params), generator)
             out.append(int(tok))
             if out[-1] in eos:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from ..hf_cache import cache_of
 from .distill import add_io_args, distill, select_records, write_answered
 
 SUPPORTED = ("llama", "qwen2", "qwen3", "mistral")
@@ -189,7 +190,7 @@ class StaticGreedy:
             res = self.model(input_ids=ids[s:e], attention_mask=att[s:e], position_ids=pos[s:e],
                              use_cache=True, logits_to_keep=1)
             first[s:e] = res.logits[:, -1].argmax(-1)
-            cache = res.past_key_values
+            cache = cache_of(res)
             for i in range(len(self.layers)):
                 k, v = _layer_kv(cache, i)                                     # [rows, kvh, P, hd]
                 self.K[i, s:e, :, :P] = k
