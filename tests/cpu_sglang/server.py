@@ -217,7 +217,9 @@ class Server:
             self._log.close()
 
     def __enter__(self) -> "Server":
-        return self.start()
+        # `with e2e.start(...) as s:` hands over a running server: launching again would
+        # leave the first one running after the block
+        return self if self.proc is not None else self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
