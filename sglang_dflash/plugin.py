@@ -13,7 +13,8 @@ Hooks:
   did not apply, validate the drafter config, and pass the CPU device gate on the
   CPU engine;
 * CPU engine only (``SGLANG_USE_CPU_ENGINE=1``): keep the ``torch_native`` draft
-  attention backend.
+  attention backend, and let structured output's xgrammar bitmask work on CPU
+  (``cpu_fixes``, fix 6).
 """
 
 from __future__ import annotations
@@ -34,3 +35,7 @@ def register() -> None:
 
         HookRegistry.register(hooks.RESOLVE_DRAFT_BACKEND,
                               cpu_fixes.resolve_draft_backend_around, HookType.AROUND)
+        HookRegistry.register(cpu_fixes.XGRAMMAR_ALLOCATE,
+                              cpu_fixes.allocate_token_bitmask_around, HookType.AROUND)
+        HookRegistry.register(cpu_fixes.XGRAMMAR_APPLY,
+                              cpu_fixes.apply_vocab_mask_around, HookType.AROUND)

@@ -20,6 +20,16 @@ fixed here by the smallest change we found:
    committed prefix (``seq_lens``) by ``q_tokens / bs`` tokens; the KV span is prefix
    plus block. DFLASH verifies a chain, so the backend's causal mask (none for the
    drafter's bidirectional layers) is exactly right; custom masks are not supported.
+
+One more is not about DFLASH: structured output (``regex``, ``json_schema``, EBNF) fails on
+the CPU engine with or without speculation, which left our worker's grammar path
+untestable there.
+
+6. SGLang's xgrammar backend allocates its token bitmask in pinned memory, which needs
+   CUDA, and applies it with GPU kernels only. On CPU the bitmask is allocated plainly
+   and applied with xgrammar's own CPU routine (``allocate_token_bitmask_around``,
+   ``apply_vocab_mask_around``; registered by the plugin for every CPU-engine server, so
+   the plain server a test compares against has it too).
 """
 
 from __future__ import annotations
@@ -50,6 +60,32 @@ def resolve_draft_backend_around(original_fn, server_args):
             server_args.speculative_draft_attention_backend = "torch_native"
             return None
     return original_fn(server_args)
+
+
+XGRAMMAR_ALLOCATE = "sglang.srt.constrained.xgrammar_backend._allocate_token_bitmask"
+XGRAMMAR_APPLY = "sglang.srt.constrained.xgrammar_backend.XGrammarGrammar.apply_vocab_mask"
+
+
+def allocate_token_bitmask_around(original_fn, vocab_size: int, batch_size: int):
+    """Fix 6 (AROUND ``_allocate_token_bitmask``): the same bitmask, not pinned, on CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return original_fn(vocab_size, batch_size)
+    from xgrammar import allocate_token_bitmask
+
+    return allocate_token_bitmask(batch_size, vocab_size)
+
+
+def apply_vocab_mask_around(original_fn, self, logits, vocab_mask):
+    """Fix 6 (AROUND ``XGrammarGrammar.apply_vocab_mask``): CPU logits get xgrammar's CPU
+    routine (disallowed tokens to -inf), rows of ``logits`` and ``vocab_mask`` alike."""
+    if logits.device.type != "cpu":
+        return original_fn(self, logits=logits, vocab_mask=vocab_mask)
+    from xgrammar import apply_token_bitmask_inplace
+
+    apply_token_bitmask_inplace(logits, vocab_mask.to(logits.device))
+    return None
 
 
 def apply_scheduler_fixes() -> None:

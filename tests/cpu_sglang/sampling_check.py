@@ -30,13 +30,22 @@ def probs(logits, sp) -> torch.Tensor:
     return target_probs(logits.view(1, -1), params)[0]
 
 
-def exact_joint(model, prompt_ids, sp) -> dict[tuple[int, int], float]:
-    """p(t1, t2) = p(t1 | prompt) p(t2 | prompt, t1) under the sampling transform."""
+def exact_joint(model, prompt_ids, sp, allowed=None) -> dict[tuple[int, int], float]:
+    """p(t1, t2) = p(t1 | prompt) p(t2 | prompt, t1) under the sampling transform.
+
+    ``allowed(output_so_far) -> bool [V]``, if given, is a constraint (a grammar): tokens it
+    rules out get logit -inf before the transform, as the server masks them."""
+    def next_probs(out: list[int]) -> torch.Tensor:
+        logits = model(torch.tensor([prompt_ids + out])).logits[0, -1]
+        if allowed is not None:
+            logits = logits.masked_fill(~allowed(out), float("-inf"))
+        return probs(logits, sp)
+
     with torch.no_grad():
-        p1 = probs(model(torch.tensor([prompt_ids])).logits[0, -1], sp)
+        p1 = next_probs([])
         joint = {}
         for t1 in torch.nonzero(p1).flatten().tolist():
-            p2 = probs(model(torch.tensor([prompt_ids + [t1]])).logits[0, -1], sp)
+            p2 = next_probs([t1])
             for t2 in torch.nonzero(p2).flatten().tolist():
                 joint[(t1, t2)] = float(p1[t1] * p2[t2])
     return joint
