@@ -9,8 +9,9 @@ on a small steered pair (head_dim 64); fp32 must match the plain server token fo
 near-tie criterion of cpu_sglang/greedy_match.py, which the built-in must pass too. Covered:
 1 / 8 / 32 / 48 requests in flight (48 is above the CUDA-graph batch limit, so those steps run
 eagerly), a prompt longer than the chunked-prefill size, an aborted stream while other
-requests run, the flashinfer and fa4 draft attention backends, and SmolLM2-135M with the
-shipped drafter. See docs/gpu-tests.md.
+requests run, structured output (regex / EBNF / JSON schema, greedy and sampled), the flashinfer
+and fa4 draft attention backends, and SmolLM2-135M with the shipped drafter. See
+docs/gpu-tests.md.
 """
 
 from __future__ import annotations
@@ -245,6 +246,47 @@ def test_sampled_distribution_is_the_targets(fleet, pair, prompts, dtype):
     assert len(counts) > 1
     assert any(r["meta_info"]["spec_verify_ct"] == 1 for r in results), \
         "no sampled request accepted a draft: the verifier did not run on sampled rows"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_structured_output(fleet, pair, prompts, dtype):
+    """Grammars (regex, EBNF, JSON schema) on the device: SGLang masks every verify row with
+    its GPU bitmask kernel before our verifier sees the logits. Greedy, constrained and
+    unconstrained requests together: every output that stops is in its grammar's language and
+    drafts are accepted under the mask (the near-tie comparison with plain serving needs the
+    plain server's runner-up under the same mask, so it is not made here; the CPU suite
+    compares fp32 outputs token for token, tests/test_e2e_grammar.py). Sampled: the first two
+    tokens under a regex follow the masked target distribution (fp32, transformers)."""
+    import concurrent.futures as cf
+
+    from cpu_sglang import grammar_check as gc
+    from cpu_sglang import sampling_check as sc
+
+    srv = fleet.get(f"ours-{dtype}")
+    bodies = [{"input_ids": prompts["short"][i], "sampling_params": {
+        "temperature": 0, "max_new_tokens": 48, **constraint}}
+        for i, (constraint, _) in enumerate(gc.CONSTRAINTS)]
+    with cf.ThreadPoolExecutor(len(bodies)) as pool:
+        results = list(pool.map(
+            lambda body: srv.post("/generate", body, timeout=ds.REQUEST_TIMEOUT), bodies))
+    problems = gc.check_outputs(results)
+
+    model, _ = e2e.load_hf(pair.target)
+    prompt_ids = prompts["short"][0]
+    sp = {"temperature": 1.0, "top_k": 6}
+    sampled = srv.post("/generate", {"input_ids": [prompt_ids] * sc.SAMPLES, "sampling_params":
+                                     {**sp, "max_new_tokens": 3, "regex": gc.WORDS}},
+                       timeout=max(300.0, ds.REQUEST_TIMEOUT))
+    counts = sc.joint_counts(sampled)
+    exact = sc.exact_joint(model, prompt_ids, sp, allowed=gc.regex_allowed(pair.target, gc.WORDS))
+    z, dof = sc.chi_square_z(counts, exact, sc.SAMPLES)
+    ds.record(f"ours-{dtype}-grammar", problems=problems, z=round(z, 2), dof=dof,
+              cells=len(counts))
+    assert not problems
+    if dtype == "float32":
+        outside = [p for p in counts if p not in exact]
+        assert not outside, f"sampled pairs the grammar or the target rules out: {outside[:5]}"
+    assert z < sc.Z_LIMIT, f"sampled distribution differs from the masked target's (z={z:.2f}, dof={dof})"
 
 
 @pytest.mark.parametrize("backend", ["flashinfer", "fa4"])
