@@ -16,6 +16,7 @@ docs/gpu-tests.md.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import json
 import os
 import time
@@ -190,8 +191,6 @@ def test_prompt_longer_than_chunked_prefill(fleet, refs, prompts, scale, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_abort_mid_stream_keeps_serving_others(fleet, refs, prompts, scale, dtype):
-    import concurrent.futures as cf
-
     srv = fleet.get(f"ours-{dtype}")
     rid = f"abort-{dtype}"
     payload = {"input_ids": prompts["short"][0], "stream": True, "rid": rid,
@@ -257,8 +256,6 @@ def test_structured_output(fleet, pair, prompts, dtype):
     plain server's runner-up under the same mask, so it is not made here; the CPU suite
     compares fp32 outputs token for token, tests/test_e2e_grammar.py). Sampled: the first two
     tokens under a regex follow the masked target distribution (fp32, transformers)."""
-    import concurrent.futures as cf
-
     from cpu_sglang import grammar_check as gc
     from cpu_sglang import sampling_check as sc
 
@@ -274,11 +271,8 @@ def test_structured_output(fleet, pair, prompts, dtype):
     model, _ = e2e.load_hf(pair.target)
     prompt_ids = prompts["short"][0]
     sp = {"temperature": 1.0, "top_k": 6}
-    sampled = srv.post("/generate", {"input_ids": [prompt_ids] * sc.SAMPLES, "sampling_params":
-                                     {**sp, "max_new_tokens": 3, "regex": gc.WORDS}},
-                       timeout=max(300.0, ds.REQUEST_TIMEOUT))
-    counts = sc.joint_counts(sampled)
-    exact = sc.exact_joint(model, prompt_ids, sp, allowed=gc.regex_allowed(pair.target, gc.WORDS))
+    counts, exact = gc.sampled_under_words(srv, model, pair.target, prompt_ids, sp,
+                                           timeout=max(300.0, ds.REQUEST_TIMEOUT))
     z, dof = sc.chi_square_z(counts, exact, sc.SAMPLES)
     ds.record(f"ours-{dtype}-grammar", problems=problems, z=round(z, 2), dof=dof,
               cells=len(counts))

@@ -79,10 +79,7 @@ def test_sampled_distribution_under_a_grammar_is_the_masked_targets(pair, ours):
     model, tok = e2e.load_hf(pair.target)
     prompt_ids = tok.encode(e2e.PROMPTS[3])
     sp = {"temperature": 1.0, "top_k": 6}
-    results = ours.post("/generate", {"input_ids": [prompt_ids] * sc.SAMPLES, "sampling_params": {
-        **sp, "max_new_tokens": 3, "regex": gc.WORDS}})
-    counts = sc.joint_counts(results)
-    exact = sc.exact_joint(model, prompt_ids, sp, allowed=gc.regex_allowed(pair.target, gc.WORDS))
+    counts, exact = gc.sampled_under_words(ours, model, pair.target, prompt_ids, sp)
     outside = [p for p in counts if p not in exact]
     assert not outside, f"sampled pairs the grammar or the target rules out: {outside[:5]}"
     z, dof = sc.chi_square_z(counts, exact, sc.SAMPLES)

@@ -84,8 +84,7 @@ def apply_vocab_mask_around(original_fn, self, logits, vocab_mask):
         return original_fn(self, logits=logits, vocab_mask=vocab_mask)
     from xgrammar import apply_token_bitmask_inplace
 
-    apply_token_bitmask_inplace(logits, vocab_mask.to(logits.device))
-    return None
+    apply_token_bitmask_inplace(logits, vocab_mask)  # both on the CPU here
 
 
 def apply_scheduler_fixes() -> None:

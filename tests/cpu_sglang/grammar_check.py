@@ -11,6 +11,7 @@ import re
 import torch
 
 from . import models
+from . import sampling_check as sc
 
 WORDS = r"[a-z ]{8,60}\."                           # the steered token "een" fits in
 COLORS = r"(red|green|blue|een)( (red|green|blue|een)){2,5}!"
@@ -82,3 +83,14 @@ def regex_allowed(target_dir: str, regex: str):
         return logits[0] == 0
 
     return allowed
+
+
+def sampled_under_words(server, model, target_dir: str, prompt_ids: list[int], sp: dict,
+                        timeout: float = 300.0) -> tuple[dict, dict]:
+    """``sc.SAMPLES`` three-token requests under the regex WORDS with sampling params ``sp``:
+    (counts of the first two tokens, their exact joint under the mask from the fp32 model)."""
+    results = server.post("/generate", {"input_ids": [prompt_ids] * sc.SAMPLES, "sampling_params":
+                                        {**sp, "max_new_tokens": 3, "regex": WORDS}},
+                          timeout=timeout)
+    exact = sc.exact_joint(model, prompt_ids, sp, allowed=regex_allowed(target_dir, WORDS))
+    return sc.joint_counts(results), exact
