@@ -22,6 +22,7 @@ import subprocess
 import pytest
 
 from . import e2e, server
+from . import greedy_match
 from .greedy_match import Reference, compare
 
 BLOCK = 8
@@ -108,9 +109,9 @@ def sampling(max_new: int, ignore_eos: bool = True) -> dict:
 
 def plain_reference(srv: server.Server, prompts: list[list[int]], max_new: int,
                     ignore_eos: bool = True) -> list[Reference]:
-    """The plain server's greedy outputs, with its top-2 logprobs at every position."""
+    """The plain server's greedy outputs, with its top logprobs at every position."""
     payload = {"input_ids": prompts, "sampling_params": sampling(max_new, ignore_eos),
-               "return_logprob": True, "top_logprobs_num": 2}
+               "return_logprob": True, "top_logprobs_num": greedy_match.TOP_K}
     results = srv.post("/generate", payload, timeout=REQUEST_TIMEOUT)
     return [Reference(r["output_ids"],
                       [[(e[0], e[1]) for e in row] for row in
