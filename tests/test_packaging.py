@@ -42,3 +42,13 @@ def test_plugin_entry_point(wheel):
     parser = configparser.ConfigParser()
     parser.read_string(wheel.read(meta).decode())
     assert parser["sglang.srt.plugins"]["dflash"] == "sglang_dflash.plugin:register"
+
+
+def test_license_is_declared_and_shipped(wheel):
+    """The SPDX expression (metadata 2.4) and the license text travel with the wheel."""
+    names = wheel.namelist()
+    meta = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: Apache-2.0" in meta.splitlines()
+    shipped = next((n for n in names if n.endswith(".dist-info/licenses/LICENSE")), None)
+    assert shipped, "LICENSE missing from the wheel's dist-info"
+    assert wheel.read(shipped) == (ROOT / "LICENSE").read_bytes()
