@@ -9,8 +9,8 @@ on a small steered pair (head_dim 64); fp32 must match the plain server token fo
 near-tie criterion of cpu_sglang/greedy_match.py, which the built-in must pass too. Covered:
 1 / 8 / 32 / 48 requests in flight (48 is above the CUDA-graph batch limit, so those steps run
 eagerly), a prompt longer than the chunked-prefill size, an aborted stream while other
-requests run, structured output (regex / EBNF / JSON schema, greedy and sampled), the flashinfer
-and fa4 draft attention backends, and SmolLM2-135M with the shipped drafter. See
+requests run, structured output (regex / EBNF / JSON schema, greedy and sampled), seeded
+sampling under deterministic inference, the flashinfer and fa4 draft attention backends, and SmolLM2-135M with the shipped drafter. See
 docs/gpu-tests.md.
 """
 
@@ -92,6 +92,9 @@ def fleet(pair, smol_dir):
         fleet.launch("ours-flashinfer", pair.target, ds.dflash(
             drafter, ds.BLOCK, "--speculative-draft-attention-backend", "flashinfer"),
             dtype=BF16)
+    if ds.cuda() and BF16 in DTYPES:  # SGLang admits it only with GPU attention backends
+        fleet.launch("ours-deterministic", pair.target, ds.dflash(
+            drafter, ds.BLOCK, "--enable-deterministic-inference"), dtype=BF16)
     if BF16 in DTYPES:  # a drafter with a sliding-window layer, on the device's backends
         fleet.launch("ours-sliding", pair.target, ds.dflash(sliding_drafter(pair)), dtype=BF16)
     if smol_dir:
@@ -281,6 +284,51 @@ def test_structured_output(fleet, pair, prompts, dtype):
         outside = [p for p in counts if p not in exact]
         assert not outside, f"sampled pairs the grammar or the target rules out: {outside[:5]}"
     assert z < sc.Z_LIMIT, f"sampled distribution differs from the masked target's (z={z:.2f}, dof={dof})"
+
+
+def test_deterministic_inference_samples_from_the_seeds(fleet, pair, prompts):
+    """``--enable-deterministic-inference``: SGLang samples every token from a hash of the
+    request's ``sampling_seed`` and position and swaps in batch-invariant kernels; our accept
+    step takes its coins from the same kind of hash (sglang_dflash/coins.py). A seeded sampled
+    request then gives the same text alone, among seven others, and in another order; and
+    requests that differ only in their seed follow the target's distribution."""
+    from cpu_sglang import sampling_check as sc
+
+    if not ds.cuda():
+        pytest.skip("SGLang admits deterministic inference only with GPU attention backends")
+    srv = fleet.get("ours-deterministic")
+    e2e.assert_our_worker(srv, ds.BLOCK)
+
+    def body(i, seed):
+        return {"input_ids": prompts["short"][i], "sampling_params": {
+            "temperature": 1.0, "top_p": 0.95, "max_new_tokens": MAX_NEW, "ignore_eos": True,
+            "sampling_seed": seed}}
+
+    bodies = [body(i, 1000 + i) for i in range(8)]
+    alone = [srv.post("/generate", b, timeout=ds.REQUEST_TIMEOUT)["output_ids"] for b in bodies]
+    with cf.ThreadPoolExecutor(8) as pool:
+        together = [r["output_ids"] for r in pool.map(
+            lambda b: srv.post("/generate", b, timeout=ds.REQUEST_TIMEOUT), bodies)]
+        reversed_ = [r["output_ids"] for r in pool.map(
+            lambda b: srv.post("/generate", b, timeout=ds.REQUEST_TIMEOUT), bodies[::-1])][::-1]
+    differ = [i for i in range(8) if not alone[i] == together[i] == reversed_[i]]
+    ds.record("ours-deterministic-batches", differ=differ)
+    assert not differ, f"seeded outputs changed with the batch for prompts {differ}"
+    assert len({tuple(a) for a in alone}) == 8
+
+    model, _ = e2e.load_hf(pair.target)
+    prompt_ids = prompts["short"][0]
+    sp = {"temperature": 1.0, "top_k": 6}
+    batch = {"input_ids": [prompt_ids] * sc.SAMPLES, "sampling_params": [
+        {**sp, "max_new_tokens": 3, "ignore_eos": True, "sampling_seed": s}
+        for s in range(sc.SAMPLES)]}
+    results = srv.post("/generate", batch, timeout=max(300.0, ds.REQUEST_TIMEOUT))
+    counts = sc.joint_counts(results)
+    z, dof = sc.chi_square_z(counts, sc.exact_joint(model, prompt_ids, sp), sc.SAMPLES)
+    ds.record("ours-deterministic-sampling", z=round(z, 2), dof=dof, cells=len(counts))
+    assert z < sc.Z_LIMIT, f"seeded samples differ from the target's distribution (z={z:.2f})"
+    assert any(r["meta_info"]["spec_verify_ct"] == 1 for r in results), \
+        "no seeded request accepted a draft: the verifier did not run on sampled rows"
 
 
 @pytest.mark.parametrize("backend", ["flashinfer", "fa4"])

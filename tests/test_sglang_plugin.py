@@ -111,6 +111,41 @@ def test_accept_step_matches_core_verifier():
     assert "OK" in out
 
 
+def test_seeded_accept_step_does_not_depend_on_the_batch():
+    """Under deterministic inference (``sampling_info.sampling_seed`` set) a request's accept
+    decision is the same alone, in a batch and in another batch order; without seeds the
+    worker's one generator makes it depend on the batch."""
+    out = _run("""
+        import torch
+        from types import SimpleNamespace
+        from sglang_dflash.sglang.accept import verify_step
+        g = torch.Generator().manual_seed(5)
+        bs, B, V = 6, 5, 9
+        logits = torch.randn(bs * B, V, generator=g)
+        drafts = torch.randint(0, V, (bs, B - 1), generator=g)
+        prefix = torch.tensor([3, 40, 41, 7, 100, 12])
+        seeds = torch.tensor([42, 42, 9, 1, 2 ** 33, 5])
+
+        def run(rows, seeded, gen_seed=0):
+            idx = torch.tensor(rows)
+            n = len(rows)
+            info = SimpleNamespace(is_all_greedy=False, top_ks=torch.full((n,), 1 << 30),
+                                   temperatures=torch.full((n, 1), 1.0), top_ps=torch.ones(n),
+                                   min_ps=torch.zeros(n), sampling_seed=seeds[idx] if seeded else None)
+            o, _ = verify_step(drafts[idx], logits.view(bs, B, V)[idx].reshape(-1, V), info,
+                               torch.Generator().manual_seed(gen_seed), prefix[idx], use_triton=False)
+            return [(int(o.accept_len[i]), o.out_tokens[i].tolist()) for i in range(n)]
+
+        order = [5, 3, 1, 0, 4, 2]
+        together = run(list(range(bs)), True)
+        assert [together[i] for i in order] == run(order, True)
+        assert all(run([i], True, gen_seed=i + 1) == [together[i]] for i in range(bs))
+        assert run(list(range(bs)), False) != [run([i], False)[0] for i in range(bs)]
+        print("OK")
+    """)
+    assert "OK" in out
+
+
 def test_extend_positions():
     out = _run("""
         import torch

@@ -5,12 +5,16 @@ Triton step kernels of ``sglang_dflash.ops.step`` on GPU): greedy when every req
 greedy, otherwise exact per-row rejection sampling against the target
 distribution built with SGLang's sampling semantics (``sglang_dflash.sampling``).
 Greedy requests inside a sampled batch are point masses there, so they stay greedy.
+The uniforms come from the worker's generator, or under deterministic inference (per-request
+seeds) from ``sglang_dflash.coins``, so that a request's sampled text does not depend on its
+batch.
 """
 
 from __future__ import annotations
 
 import torch
 
+from ..coins import step_coins
 from ..ops import step as step_ops
 from ..sampling import SamplingParams, target_probs
 from .state import StepOutcome
@@ -36,7 +40,7 @@ def verify_step(
     drafts: torch.Tensor,        # [bs, B-1] the drafter's proposals (the chain after its anchor)
     logits: torch.Tensor,        # [bs * B, V] target logits after SGLang's logit adjustments
     sampling_info,               # SGLang SamplingBatchInfo or None
-    generator: torch.Generator | None,
+    generator: torch.Generator | None,  # the uniforms' source unless sampling_info has seeds
     prefix_lens: torch.Tensor,   # [bs] committed lengths before the step
     use_triton: bool | None = None,
 ) -> tuple[StepOutcome, torch.Tensor | None]:
@@ -54,8 +58,12 @@ def verify_step(
         result = step_ops.greedy_accept(drafts, best, committed, use_triton=use_triton)
         return outcome_from(result, prefix_lens), best
     probs = target_probs(logits, sampling_params_from(sampling_info)).float().contiguous()
-    accept_u = torch.rand((bs, B - 1), generator=generator, device=logits.device)
-    bonus_u = torch.rand((bs,), generator=generator, device=logits.device)
+    seeds = getattr(sampling_info, "sampling_seed", None)  # set under deterministic inference
+    if seeds is not None:
+        accept_u, bonus_u = step_coins(seeds.view(-1), committed, B)
+    else:
+        accept_u = torch.rand((bs, B - 1), generator=generator, device=logits.device)
+        bonus_u = torch.rand((bs,), generator=generator, device=logits.device)
     result = step_ops.sampling_accept(drafts, probs, accept_u, bonus_u, committed,
                                       use_triton=use_triton)
     return outcome_from(result, prefix_lens), None
