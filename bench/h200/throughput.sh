@@ -9,7 +9,7 @@
 # Usage: bash bench/h200/throughput.sh OUTDIR [ATTENTION_BACKEND]
 # Env: SERVERS (subset of the five names below), CONCURRENCY (1,8,32), NUM_PROMPTS (8), SEED (0),
 #      ROUNDS (4: parts per level, servers taking turns), WAVES (4: requests per level at least
-#      WAVES x concurrency), SLEEP_ON_IDLE (0), METRICS (0; 1: first-token stages, ttft_split.py), PIN_CPUS (cores per server), BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0), MAX_TOTAL_TOKENS (set: all
+#      WAVES x concurrency), SLEEP_ON_IDLE (0), METRICS (0; 1: first-token stages, ttft_split.py), PIN_CPUS (cores per server), BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0) with PREFILL_GRAPH_MAX_TOKENS, MAX_TOTAL_TOKENS (set: all
 #      servers start at once with that KV cap and --cuda-graph-max-bs GRAPH_MAX_BS (64)),
 #      STEP_TIMING (N: our servers log the per-step time split every N decode steps,
 #      summarised into OUTDIR/step_split.json; off when unset), BENCH (1; 0 skips the table),
@@ -41,7 +41,16 @@ D=/tmp/h200-models/dflash-b16-dummy
 # (common random numbers) instead of two independent ones that differ by ~1% over a run.
 COMMON=(--model-path "$T" --load-format dummy --attention-backend "$BACKEND" --host 127.0.0.1 --log-level info
         --random-seed "${SEED:-0}")
-[ "${PREFILL_GRAPH:-0}" = 1 ] || COMMON+=(--disable-prefill-cuda-graph)
+# PREFILL_GRAPH=1 with PREFILL_GRAPH_MAX_TOKENS=N: capture prefill graphs only up to N tokens
+# (--cuda-graph-max-bs-prefill). Fewer sizes, so less capture time and memory. Session 9 saw
+# single c=1 first tokens of the no-speculation server ranging from 28 to 66 ms, spent
+# launching the eager prefill from two pinned cores. A prefill graph takes that launch off the
+# first token.
+if [ "${PREFILL_GRAPH:-0}" = 1 ]; then
+  [ -n "${PREFILL_GRAPH_MAX_TOKENS:-}" ] && COMMON+=(--cuda-graph-max-bs-prefill "$PREFILL_GRAPH_MAX_TOKENS")
+else
+  COMMON+=(--disable-prefill-cuda-graph)
+fi
 # SLEEP_ON_IDLE=1: idle schedulers block on their sockets instead of polling (SGLang's
 # --sleep-on-idle). Five servers side by side otherwise keep five polling loops busy while
 # one of them is measured; not yet measured either way.
