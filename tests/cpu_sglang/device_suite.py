@@ -21,8 +21,7 @@ import subprocess
 
 import pytest
 
-from . import e2e, server
-from . import greedy_match
+from . import e2e, greedy_match, server
 from .greedy_match import Reference, compare
 
 BLOCK = 8
