@@ -9,7 +9,7 @@
 # Usage: bash bench/h200/throughput.sh OUTDIR [ATTENTION_BACKEND]
 # Env: SERVERS (subset of the five names below), CONCURRENCY (1,8,32), NUM_PROMPTS (8), SEED (0),
 #      ROUNDS (4: parts per level, servers taking turns), WAVES (4: requests per level at least
-#      WAVES x concurrency), SLEEP_ON_IDLE (0), METRICS (0; 1: first-token stages, ttft_split.py), PIN_CPUS (cores per server), BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0) with PREFILL_GRAPH_MAX_TOKENS, MAX_TOTAL_TOKENS (set: all
+#      WAVES x concurrency), SLEEP_ON_IDLE (0), METRICS (0; 1: first-token stages, ttft_split.py), PIN_CPUS (cores per server), BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0) with PREFILL_GRAPH_MAX_TOKENS or PREFILL_GRAPH_BS, MAX_TOTAL_TOKENS (set: all
 #      servers start at once with that KV cap and --cuda-graph-max-bs GRAPH_MAX_BS (64)),
 #      STEP_TIMING (N: our servers log the per-step time split every N decode steps,
 #      summarised into OUTDIR/step_split.json; off when unset), BENCH (1; 0 skips the table),
@@ -45,9 +45,14 @@ COMMON=(--model-path "$T" --load-format dummy --attention-backend "$BACKEND" --h
 # (--cuda-graph-max-bs-prefill). Fewer sizes, so less capture time and memory. Session 9 saw
 # single c=1 first tokens of the no-speculation server ranging from 28 to 66 ms, spent
 # launching the eager prefill from two pinned cores. A prefill graph takes that launch off the
-# first token.
+# first token. PREFILL_GRAPH_BS="16 32 64 ..." captures exactly those token counts instead
+# (--cuda-graph-bs-prefill; a prefill pads up to the next one). The session-10 e2e servers'
+# breakable prefill capture took ~2 s and ~0.2 GB per size, so a short list keeps five servers
+# side by side within the H200's memory.
 if [ "${PREFILL_GRAPH:-0}" = 1 ]; then
   [ -n "${PREFILL_GRAPH_MAX_TOKENS:-}" ] && COMMON+=(--cuda-graph-max-bs-prefill "$PREFILL_GRAPH_MAX_TOKENS")
+  # shellcheck disable=SC2206  # a space-separated list of token counts
+  [ -n "${PREFILL_GRAPH_BS:-}" ] && COMMON+=(--cuda-graph-bs-prefill $PREFILL_GRAPH_BS)
 else
   COMMON+=(--disable-prefill-cuda-graph)
 fi
