@@ -9,7 +9,7 @@
 # Usage: bash bench/h200/throughput.sh OUTDIR [ATTENTION_BACKEND]
 # Env: SERVERS (subset of the five names below), CONCURRENCY (1,8,32), NUM_PROMPTS (8), SEED (0),
 #      ROUNDS (4: parts per level, servers taking turns), WAVES (4: requests per level at least
-#      WAVES x concurrency), SLEEP_ON_IDLE (0), METRICS (0; 1: first-token stages, ttft_split.py), PIN_CPUS (cores per server), BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (0) with PREFILL_GRAPH_MAX_TOKENS or PREFILL_GRAPH_BS, MAX_TOTAL_TOKENS (set: all
+#      WAVES x concurrency), SLEEP_ON_IDLE (0), METRICS (0; 1: first-token stages, ttft_split.py), PIN_CPUS (cores per server), BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (1) with PREFILL_GRAPH_BS and PREFILL_GRAPH_MAX_TOKENS, MAX_TOTAL_TOKENS (set: all
 #      servers start at once with that KV cap and --cuda-graph-max-bs GRAPH_MAX_BS (64)),
 #      STEP_TIMING (N: our servers log the per-step time split every N decode steps,
 #      summarised into OUTDIR/step_split.json; off when unset), BENCH (1; 0 skips the table),
@@ -33,26 +33,25 @@ D=/tmp/h200-models/dflash-b16-dummy
 # Servers start one after another, each once the previous one answers /health, and each gets
 # a fixed memory budget (BUDGET_GB, default 26: weights ~18 GB + KV cache + graphs) expressed as
 # the fraction of the memory free at its launch: SGLang sizes its KV pool from the free memory
-# it sees, so servers starting side by side race for it. The prefill CUDA graph is off for every
-# server (PREFILL_GRAPH=1 keeps it): its capture takes ~85 s and ~23 GB per server and it only
-# runs prefills, the same for all configurations.
+# it sees, so servers starting side by side race for it.
 # One --random-seed for every server: SGLANG_SIMULATE_ACC_LEN draws each step's forced length
 # from torch's host RNG, so the built-in and ours then see the same sequence of lengths
 # (common random numbers) instead of two independent ones that differ by ~1% over a run.
 COMMON=(--model-path "$T" --load-format dummy --attention-backend "$BACKEND" --host 127.0.0.1 --log-level info
         --random-seed "${SEED:-0}")
-# PREFILL_GRAPH=1 with PREFILL_GRAPH_MAX_TOKENS=N: capture prefill graphs only up to N tokens
-# (--cuda-graph-max-bs-prefill). Fewer sizes, so less capture time and memory. Session 9 saw
-# single c=1 first tokens of the no-speculation server ranging from 28 to 66 ms, spent
-# launching the eager prefill from two pinned cores. A prefill graph takes that launch off the
-# first token. PREFILL_GRAPH_BS="16 32 64 ..." captures exactly those token counts instead
-# (--cuda-graph-bs-prefill; a prefill pads up to the next one). The session-10 e2e servers'
-# breakable prefill capture took ~2 s and ~0.2 GB per size, so a short list keeps five servers
-# side by side within the H200's memory.
-if [ "${PREFILL_GRAPH:-0}" = 1 ]; then
-  [ -n "${PREFILL_GRAPH_MAX_TOKENS:-}" ] && COMMON+=(--cuda-graph-max-bs-prefill "$PREFILL_GRAPH_MAX_TOKENS")
+# Prefill CUDA graphs (PREFILL_GRAPH, default 1), as SGLang 0.5.17 serves by default on CUDA
+# (its breakable graph), captured at PREFILL_GRAPH_BS token counts only (--cuda-graph-bs-prefill;
+# a prefill pads up to the next one, larger ones run eagerly). SGLang's own list goes up to
+# 8192 tokens: ~85 s of capture and ~23 GB per server, too much for five side by side. The
+# bench prompts have 23 to 67 tokens, so 1024 covers every prefill of c=1 and c=8. Without
+# prefill graphs (PREFILL_GRAPH=0, the table of sessions 2-9) the first token is an eager
+# prefill launched from two pinned cores: 28 to 66 ms at c=1, and its run-to-run movement
+# moved whole cells by 3%. PREFILL_GRAPH_MAX_TOKENS (1024, the list's largest) goes to
+# --cuda-graph-max-bs-prefill. Session 10 ran the table with these defaults.
+if [ "${PREFILL_GRAPH:-1}" = 1 ]; then
+  COMMON+=(--cuda-graph-max-bs-prefill "${PREFILL_GRAPH_MAX_TOKENS:-1024}")
   # shellcheck disable=SC2206  # a space-separated list of token counts
-  [ -n "${PREFILL_GRAPH_BS:-}" ] && COMMON+=(--cuda-graph-bs-prefill $PREFILL_GRAPH_BS)
+  COMMON+=(--cuda-graph-bs-prefill ${PREFILL_GRAPH_BS:-16 32 48 64 96 128 192 256 384 512 768 1024})
 else
   COMMON+=(--disable-prefill-cuda-graph)
 fi
