@@ -12,6 +12,10 @@ eagerly), a prompt longer than the chunked-prefill size, an aborted stream while
 requests run, structured output (regex / EBNF / JSON schema, greedy and sampled), seeded
 sampling under deterministic inference, the flashinfer and fa4 draft attention backends, and SmolLM2-135M with the shipped drafter. See
 docs/gpu-tests.md.
+
+With two or more GPUs visible, ours and the built-in also serve bf16 at ``--tp-size 2``
+(NCCL between the ranks) and face the same checks against the plain server at tp 1: greedy at
+every concurrency, eager batches past the graphs, the long prompt, the abort, sampling.
 """
 
 from __future__ import annotations
@@ -44,6 +48,12 @@ BF16 = "bfloat16" if ds.cuda() else "float32"
 MAX_NEW = 32
 SMOL_DRAFTER = str(Path(sglang_dflash.__file__).parent / "assets" / "smollm2-drafter")
 SMOL_MAX_NEW = 96
+TP = 2
+# Our servers the serving checks run on: one per dtype, and the bf16 one at --tp-size TP
+# (skipped, with the reason, when fewer than TP GPUs are visible).
+OURS = [pytest.param("ours", dt, id=dt) for dt in DTYPES]
+if BF16 in DTYPES:
+    OURS.append(pytest.param(f"ours-tp{TP}", BF16, id=f"tp{TP}-{BF16}"))
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +107,12 @@ def fleet(pair, smol_dir):
             drafter, ds.BLOCK, "--enable-deterministic-inference"), dtype=BF16)
     if BF16 in DTYPES:  # a drafter with a sliding-window layer, on the device's backends
         fleet.launch("ours-sliding", pair.target, ds.dflash(sliding_drafter(pair)), dtype=BF16)
+    if BF16 in DTYPES and ds.gpu_count() >= TP:  # compared with plain-bfloat16, at tp 1
+        tp = ("--tp-size", str(TP))
+        fleet.launch(f"ours-tp{TP}-{BF16}", pair.target, ds.dflash(drafter, ds.BLOCK, *tp),
+                     dtype=BF16)
+        fleet.launch(f"builtin-tp{TP}-{BF16}", pair.target, ds.dflash(drafter, ds.BLOCK, *tp),
+                     dtype=BF16, env={"SGLANG_DFLASH_IMPL": "builtin"})
     if smol_dir:
         fleet.launch("smol-plain", smol_dir, list(ds.ARGS), dtype=BF16)
         fleet.launch("smol-ours", smol_dir, ds.dflash(SMOL_DRAFTER), dtype=BF16)
@@ -137,9 +153,16 @@ def scale(pair):
     return lambda dt: scales.setdefault(dt, ds.LogitScale(pair.target, dt))
 
 
+def _served(fleet, name: str, dtype: str):
+    """The server ``name-dtype``; a ``--tp-size`` one skips when too few GPUs are visible."""
+    if name.endswith(f"-tp{TP}") and ds.gpu_count() < TP:
+        pytest.skip(f"--tp-size {TP} needs {TP} GPUs, {ds.gpu_count()} visible")
+    return fleet.get(f"{name}-{dtype}")
+
+
 def _short(fleet, refs, prompts, scale, name, dtype, concurrency):
     n = ds.CONCURRENCY[concurrency]
-    srv = fleet.get(f"{name}-{dtype}")
+    srv = _served(fleet, name, dtype)
     results = ds.generate(srv, prompts["short"][:n], MAX_NEW, concurrency)
     problems = ds.check(f"{name}-{dtype}-c{concurrency}", refs(dtype)["short"][:n],
                         prompts["short"][:n], [r["output_ids"] for r in results], dtype,
@@ -147,55 +170,60 @@ def _short(fleet, refs, prompts, scale, name, dtype, concurrency):
     return srv, results, problems
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_our_worker_serves(fleet, dtype):
-    e2e.assert_our_worker(fleet.get(f"ours-{dtype}"), ds.BLOCK)
-    log = fleet.get(f"builtin-{dtype}").log_text()
+@pytest.mark.parametrize("name,dtype", OURS)
+def test_our_worker_serves(fleet, name, dtype):
+    srv = _served(fleet, name, dtype)
+    e2e.assert_our_worker(srv, ds.BLOCK)
+    tp_size = TP if name.endswith(f"-tp{TP}") else 1
+    start = next(line for line in srv.log_text().splitlines() if e2e.OUR_WORKER_LINE in line)
+    assert start.endswith(f"tp_size={tp_size}"), start
+    log = _served(fleet, name.replace("ours", "builtin", 1), dtype).log_text()
     assert e2e.BUILTIN_WORKER_LINE in log and e2e.OUR_WORKER_LINE not in log
 
 
 @pytest.mark.parametrize("concurrency", list(ds.CONCURRENCY))
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_greedy_matches_plain(fleet, refs, prompts, scale, dtype, concurrency):
-    srv, results, problems = _short(fleet, refs, prompts, scale, "ours", dtype, concurrency)
+@pytest.mark.parametrize("name,dtype", OURS)
+def test_greedy_matches_plain(fleet, refs, prompts, scale, name, dtype, concurrency):
+    srv, results, problems = _short(fleet, refs, prompts, scale, name, dtype, concurrency)
     assert not problems, problems
     metas = [r["meta_info"] for r in results]
     mean = sum(m["completion_tokens"] / m["spec_verify_ct"] for m in metas) / len(metas)
-    ds.record(f"ours-{dtype}-c{concurrency}-acceptance", mean_accept_len=round(mean, 3))
+    ds.record(f"{name}-{dtype}-c{concurrency}-acceptance", mean_accept_len=round(mean, 3))
     # the steered pair accepts ~1.9 on average (test_e2e_greedy.py); a broken worker ~1.0
     assert mean > 1.3, f"drafts are hardly accepted (mean acceptance length {mean:.2f})"
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_builtin_passes_the_same_criterion(fleet, refs, prompts, scale, dtype):
+@pytest.mark.parametrize("name,dtype", OURS)
+def test_builtin_passes_the_same_criterion(fleet, refs, prompts, scale, name, dtype):
     """A sanity check of the criterion: SGLang's own DFLASH worker passes it too."""
-    _, _, problems = _short(fleet, refs, prompts, scale, "builtin", dtype, 48)
+    _, _, problems = _short(fleet, refs, prompts, scale, name.replace("ours", "builtin", 1),
+                            dtype, 48)
     assert not problems, problems
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_batches_beyond_the_cuda_graph_ran_eagerly(fleet, dtype):
+@pytest.mark.parametrize("name,dtype", OURS)
+def test_batches_beyond_the_cuda_graph_ran_eagerly(fleet, name, dtype):
     if not ds.cuda():
         pytest.skip("CUDA graphs exist on CUDA only")
-    srv = fleet.get(f"ours-{dtype}")  # after test_greedy_matches_plain (c=1..48) ran on it
+    srv = _served(fleet, name, dtype)  # after test_greedy_matches_plain (c=1..48) ran on it
     assert ds.max_running(srv, graph=False) > server.GRAPH_MAX_BS
     assert ds.max_running(srv, graph=True) >= 8
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_prompt_longer_than_chunked_prefill(fleet, refs, prompts, scale, dtype):
-    srv = fleet.get(f"ours-{dtype}")
+@pytest.mark.parametrize("name,dtype", OURS)
+def test_prompt_longer_than_chunked_prefill(fleet, refs, prompts, scale, name, dtype):
+    srv = _served(fleet, name, dtype)
     r = ds.generate(srv, [prompts["long"]], MAX_NEW, 1)[0]
     assert r["meta_info"]["prompt_tokens"] > 2 * ds.CHUNKED_PREFILL
-    problems = ds.check(f"ours-{dtype}-long", [refs(dtype)["long"]], [prompts["long"]],
+    problems = ds.check(f"{name}-{dtype}-long", [refs(dtype)["long"]], [prompts["long"]],
                         [r["output_ids"]], dtype, scale(dtype), min_full_match=0)
     assert not problems, problems
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_abort_mid_stream_keeps_serving_others(fleet, refs, prompts, scale, dtype):
-    srv = fleet.get(f"ours-{dtype}")
-    rid = f"abort-{dtype}"
+@pytest.mark.parametrize("name,dtype", OURS)
+def test_abort_mid_stream_keeps_serving_others(fleet, refs, prompts, scale, name, dtype):
+    srv = _served(fleet, name, dtype)
+    rid = f"abort-{name}-{dtype}"
     payload = {"input_ids": prompts["short"][0], "stream": True, "rid": rid,
                "sampling_params": ds.sampling(4000)}
     req = urllib.request.Request(srv.url + "/generate", data=json.dumps(payload).encode(),
@@ -211,7 +239,7 @@ def test_abort_mid_stream_keeps_serving_others(fleet, refs, prompts, scale, dtyp
         results = running.result(timeout=120)
     finish = events[-1]["meta_info"]["finish_reason"] if events else None
     assert finish and finish.get("type") == "abort", finish
-    problems = ds.check(f"ours-{dtype}-beside-abort", refs(dtype)["short"][8:16], others,
+    problems = ds.check(f"{name}-{dtype}-beside-abort", refs(dtype)["short"][8:16], others,
                         [r["output_ids"] for r in results], dtype, scale(dtype))
     assert not problems, problems
     deadline = time.time() + 60
@@ -220,17 +248,18 @@ def test_abort_mid_stream_keeps_serving_others(fleet, refs, prompts, scale, dtyp
     assert used == 0, f"{used} KV slots still in use after the abort"
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_sampled_distribution_is_the_targets(fleet, pair, prompts, dtype):
+@pytest.mark.parametrize("name,dtype", OURS)
+def test_sampled_distribution_is_the_targets(fleet, pair, prompts, name, dtype):
     """Sampling through our worker (rejection sampling of the drafts, the Triton sampling
     kernel on a GPU): the first two sampled tokens follow the target's joint distribution,
     computed in fp32 with transformers. In bf16 the server's probabilities differ from the
     fp32 ones by rounding only, far below what 400 samples can detect; a near-tie at the
     top-k border may let a handful of samples fall outside the fp32 support, which the
-    chi-square's pooled cell bounds (at most 5)."""
+    chi-square's pooled cell bounds (at most 5). At --tp-size 2 the ranks must also stay in
+    step while they sample (every rank commits the same tokens)."""
     from cpu_sglang import sampling_check as sc
 
-    srv = fleet.get(f"ours-{dtype}")
+    srv = _served(fleet, name, dtype)
     model, _ = e2e.load_hf(pair.target)
     # prompt 0 of the hd64 pair: 7 pairs of expected count >= 5, the likeliest at 0.64
     prompt_ids = prompts["short"][0]
@@ -243,7 +272,7 @@ def test_sampled_distribution_is_the_targets(fleet, pair, prompts, dtype):
         outside = [p for p in counts if p not in exact]
         assert not outside, f"sampled pairs the target gives zero probability: {outside[:5]}"
     z, dof = sc.chi_square_z(counts, exact, sc.SAMPLES)
-    ds.record(f"ours-{dtype}-sampling", z=round(z, 2), dof=dof, cells=len(counts))
+    ds.record(f"{name}-{dtype}-sampling", z=round(z, 2), dof=dof, cells=len(counts))
     assert z < sc.Z_LIMIT, f"sampled distribution differs from the target's (z={z:.2f}, dof={dof})"
     assert len(counts) > 1
     assert any(r["meta_info"]["spec_verify_ct"] == 1 for r in results), \

@@ -44,6 +44,15 @@ def dtypes() -> list[str]:
     return [d for d in os.environ.get("SGLANG_DFLASH_E2E_DTYPES", default).split(",") if d]
 
 
+def gpu_count() -> int:
+    """CUDA devices the servers can use (0 on CPU)."""
+    if not cuda():
+        return 0
+    import torch
+
+    return torch.cuda.device_count()
+
+
 def enabled(name: str) -> bool:
     return os.environ.get(f"SGLANG_DFLASH_E2E_{name}", "0") == "1"
 

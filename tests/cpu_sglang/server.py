@@ -43,6 +43,8 @@ CPU_FLAGS = [
 # while it loads, which servers starting side by side cause. CUDA graphs cover batches up to
 # GRAPH_MAX_BS requests; larger batches run eagerly.
 GPU_MEM_FRACTION = os.environ.get("SGLANG_DFLASH_E2E_MEM_FRACTION", "0.25")
+NO_MULTICAST = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
+                "NVSHMEM_DISABLE_NVLS": "1"}
 GRAPH_MAX_BS = 32
 
 
@@ -103,6 +105,10 @@ def cuda_env(extra: dict | None = None, dtype: str | None = None) -> dict:
     env = dict(os.environ)
     env.pop("SGLANG_USE_CPU_ENGINE", None)
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    # NVLink multicast stays off (the lent multi-GPU machines require it: a program using it
+    # can take the host's shared GPUs out of service); --tp-size servers use NCCL.
+    for k, v in NO_MULTICAST.items():
+        env.setdefault(k, v)
     if (dtype or default_dtype()) == "float32":
         # Triton's tl.dot rounds fp32 inputs to TF32 by default, and SGLang's triton
         # attention kernels use tl.dot: exact fp32 needs IEEE products.
