@@ -9,7 +9,7 @@
 # Usage: bash bench/h200/throughput.sh OUTDIR [ATTENTION_BACKEND]
 # Env: SERVERS (subset of the five names below), CONCURRENCY (1,8,32), NUM_PROMPTS (8), SEED (0),
 #      ROUNDS (4: parts per level, servers taking turns), WAVES (4: requests per level at least
-#      WAVES x concurrency), SLEEP_ON_IDLE (0), METRICS (0; 1: first-token stages, ttft_split.py), PIN_CPUS (cores per server), BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (1) with PREFILL_GRAPH_BS and PREFILL_GRAPH_MAX_TOKENS, MAX_TOTAL_TOKENS (set: all
+#      WAVES x concurrency), SLEEP_ON_IDLE (0), METRICS (0; 1: first-token stages, ttft_split.py), PIN_CPUS (cores per server), BUDGET_GB (26) or MEM_FRACTION (fixed), PREFILL_GRAPH (1) with PREFILL_GRAPH_BS and PREFILL_GRAPH_MAX_TOKENS, TP (1), MAX_TOTAL_TOKENS (set: all
 #      servers start at once with that KV cap and --cuda-graph-max-bs GRAPH_MAX_BS (64)),
 #      STEP_TIMING (N: our servers log the per-step time split every N decode steps,
 #      summarised into OUTDIR/step_split.json; off when unset), BENCH (1; 0 skips the table),
@@ -39,6 +39,12 @@ D=/tmp/h200-models/dflash-b16-dummy
 # (common random numbers) instead of two independent ones that differ by ~1% over a run.
 COMMON=(--model-path "$T" --load-format dummy --attention-backend "$BACKEND" --host 127.0.0.1 --log-level info
         --random-seed "${SEED:-0}")
+# TP=N: every server at --tp-size N (a machine with N GPUs; issue 8's tp-2 table). NVLink
+# multicast stays off, as the lent multi-GPU machines require.
+if [ "${TP:-1}" != 1 ]; then
+  COMMON+=(--tp-size "$TP")
+  export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+fi
 # Prefill CUDA graphs (PREFILL_GRAPH, default 1), as SGLang 0.5.17 serves by default on CUDA
 # (its breakable graph), captured at PREFILL_GRAPH_BS token counts only (--cuda-graph-bs-prefill;
 # a prefill pads up to the next one, larger ones run eagerly). SGLang's own list goes up to
