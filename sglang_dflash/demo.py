@@ -37,7 +37,7 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     drafter_dir = Path(args.drafter) if args.drafter else DRAFTER_DIR
-    if not (drafter_dir / "model.safetensors").is_file():
+    if not any(drafter_dir.glob("*.safetensors")):
         print(f"error: no drafter weights in {drafter_dir}", file=sys.stderr)
         return 1
     path = ensure_smollm2(args.target_dir)
