@@ -20,7 +20,6 @@ of the host that both saw count as noise: the interval is on the wide side.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import random
 import sys
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from waves import waves  # noqa: E402
+from waves import read_requests, waves  # noqa: E402
 
 GAP_S = 0.020  # requests sent within 20 ms of the previous one belong to its wave
 
@@ -41,15 +40,8 @@ class Wave:
 
 
 def read_rows(paths: list[str]) -> list[dict]:
-    rows = []
-    for i, path in enumerate(paths):
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rt") as f:
-            for line in f:
-                r = json.loads(line)
-                if r.get("ok") and r.get("sent_at") is not None and r.get("latency") is not None:
-                    rows.append({**r, "run": i})
-    return rows
+    return [{**r, "run": i} for i, path in enumerate(paths) for r in read_requests(path)
+            if r.get("ok") and r.get("sent_at") is not None and r.get("latency") is not None]
 
 
 def cell_waves(rows: list[dict]) -> dict[tuple[str, int], list[Wave]]:

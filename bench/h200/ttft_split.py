@@ -1,6 +1,6 @@
 """Where a request's first token spends its time, from the server's own timestamps.
 
-    python bench/h200/ttft_split.py OUTDIR/TAG.requests.jsonl [--concurrency 1] [--json OUT]
+    python bench/h200/ttft_split.py OUTDIR/TAG.requests.jsonl[.gz] [--concurrency 1] [--json OUT]
 
 Needs a bench run with `--save-requests` against servers started with `--enable-metrics`
 (`METRICS=1 bash bench/h200/throughput.sh`): SGLang then returns, per request, when its HTTP
@@ -27,7 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from waves import read_requests  # noqa: E402
 
 STAGES = ("http_in", "dispatch", "to_batch", "prefill", "out")
 NEEDED = ("request_received_ts", "api_server_dispatch_finish_ts", "forward_entry_time",
@@ -64,11 +69,9 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="also write the summary here")
     a = ap.parse_args(argv)
     groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
-    with open(a.requests) as f:
-        for line in f:
-            r = json.loads(line)
-            if r.get("ok") and (a.concurrency is None or r["concurrency"] == a.concurrency):
-                groups[(r["server"], r["concurrency"])].append(r)
+    for r in read_requests(a.requests):
+        if r.get("ok") and (a.concurrency is None or r["concurrency"] == a.concurrency):
+            groups[(r["server"], r["concurrency"])].append(r)
     table = {f"{s} c={c}": summarize(rows)
              for (s, c), rows in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0]))}
     if not any(v["n"] for v in table.values()):

@@ -1,6 +1,6 @@
 """First-token times of a bench run, wave by wave.
 
-    python bench/h200/waves.py OUTDIR/TAG.requests.jsonl [--concurrency 32] [--gap-ms 20]
+    python bench/h200/waves.py OUTDIR/TAG.requests.jsonl[.gz] [--concurrency 32] [--gap-ms 20]
 
 At high concurrency with fixed-length outputs, every request of a wave finishes in the same
 step and the client sends the next ones together, so their first tokens are correlated: a TTFT
@@ -13,9 +13,17 @@ size and TTFT min / median / max, then per server the median over waves of the w
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import statistics
 from collections import defaultdict
+
+
+def read_requests(path: str) -> list[dict]:
+    """Every row of a TAG.requests.jsonl, or of its .gz as bench/results keeps it."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt") as f:
+        return [json.loads(line) for line in f]
 
 
 def waves(rows: list[dict], gap_s: float) -> list[list[dict]]:
@@ -37,12 +45,10 @@ def main(argv=None) -> int:
     ap.add_argument("--gap-ms", type=float, default=20.0)
     a = ap.parse_args(argv)
     groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
-    with open(a.requests) as f:
-        for line in f:
-            r = json.loads(line)
-            if r.get("ok") and r.get("ttft") is not None and r.get("sent_at") is not None:
-                if a.concurrency is None or r["concurrency"] == a.concurrency:
-                    groups[(r["server"], r["concurrency"])].append(r)
+    for r in read_requests(a.requests):
+        if r.get("ok") and r.get("ttft") is not None and r.get("sent_at") is not None:
+            if a.concurrency is None or r["concurrency"] == a.concurrency:
+                groups[(r["server"], r["concurrency"])].append(r)
     if not groups:
         raise SystemExit(f"error: {a.requests}: no successful requests with a send time "
                          "(written by sglang_dflash.bench --save-requests since it records sent_at)")
